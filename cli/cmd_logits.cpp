@@ -1,0 +1,62 @@
+// `supra logits --model PATH --tokens 1,2,3 --out FILE.safetensors`: runs the model on token ids and writes the
+// logits [T, vocab] as float32 tensor "logits" — the cross-check against other implementations.
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "cli/commands.h"
+#include "core/checkpoint_io.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+
+namespace supra::cli {
+namespace {
+
+std::vector<int64_t> parse_tokens(const std::string& text) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0) throw Error("--tokens", "'" + item + "' is not a token id");
+    ids.push_back(v);
+  }
+  if (ids.empty()) throw Error("--tokens", "no token ids given");
+  return ids;
+}
+
+void run_logits(const std::string& model_path, const std::string& tokens, const std::string& out,
+                const std::string& dtype) {
+  auto ids = parse_tokens(tokens);
+  Checkpoint ck = read_checkpoint(model_path);
+  for (int64_t id : ids)
+    if (id >= ck.config.vocab_size)
+      throw Error("--tokens", "token id " + std::to_string(id) + " is outside the vocabulary of " + model_path +
+                                  " (size " + std::to_string(ck.config.vocab_size) + ")");
+  CausalLM model = build_model(ck, model_path, parse_dtype(dtype), torch::kCPU);
+  torch::NoGradGuard no_grad;
+  auto input = torch::tensor(ids, torch::kLong).unsqueeze(0);
+  auto logits = model->forward(input).squeeze(0).to(torch::kFloat).contiguous();
+  save_safetensors(out, {{"logits", logits}}, {{"model", model_path}, {"dtype", dtype}});
+  spdlog::info("wrote logits {}x{} to {}", logits.size(0), logits.size(1), out);
+}
+
+}  // namespace
+
+void add_logits(CLI::App& app) {
+  auto* cmd = app.add_subcommand("logits", "Run a model on token ids and write its logits [T, vocab] (float32)");
+  struct Args { std::string model, tokens, out, dtype = "f32"; };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "HF model folder, supra checkpoint folder or llama2.c .bin file")->required();
+  cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3")->required();
+  cmd->add_option("--out", a->out, "output .safetensors file (tensor 'logits')")->required();
+  cmd->add_option("--dtype", a->dtype, "compute dtype")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+  cmd->callback([a] { run_logits(a->model, a->tokens, a->out, a->dtype); });
+}
+
+}  // namespace supra::cli

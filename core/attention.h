@@ -1,0 +1,42 @@
+// Attention as the decoder block sees it: an abstract module (softmax here; SUPRA's linear attention is another
+// implementation), plus the per-forward context every attention needs (RoPE tables, padding mask).
+#pragma once
+#include <torch/torch.h>
+
+#include <optional>
+
+#include "core/config.h"
+#include "core/layers.h"
+#include "core/rope.h"
+
+namespace supra {
+
+struct AttentionContext {
+  RopeTables rope;             // cos/sin [B, T, head_dim] for the tokens of this forward
+  torch::Tensor key_padding;   // optional bool [B, T]: true = real token, false = padding
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  // x [B, T, hidden] (already normalised) -> [B, T, hidden]
+  virtual torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) = 0;
+};
+
+// Llama/Mistral softmax attention with GQA, causal mask and Mistral's sliding window (a query attends to at most
+// `sliding_window` most recent positions, itself included — HF's `kv_idx > q_idx - sliding_window`).
+class SoftmaxAttentionImpl : public AttentionImpl {
+ public:
+  explicit SoftmaxAttentionImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) override;
+
+  Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t num_heads, num_kv_heads, head_dim;
+  std::optional<int64_t> sliding_window;
+};
+
+// Boolean attention mask [B or 1, 1, T, T] (true = may attend): causal, optional window and key padding. A padded
+// query always sees itself so that no row is empty (its output is never used).
+torch::Tensor causal_attention_mask(int64_t T, std::optional<int64_t> window, const torch::Tensor& key_padding,
+                                    torch::Device device);
+
+}  // namespace supra

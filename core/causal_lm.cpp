@@ -1,0 +1,100 @@
+#include "core/causal_lm.h"
+
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace supra {
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, std::shared_ptr<AttentionImpl> attention) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  self_attn = register_module("self_attn", std::move(attention));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  mlp = register_module("mlp", MLP(c.hidden_size, c.intermediate_size));
+}
+
+void DecoderLayerImpl::set_attention(std::shared_ptr<AttentionImpl> attention) {
+  self_attn = replace_module("self_attn", std::move(attention));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
+  auto h = x + self_attn->forward(input_layernorm(x), ctx);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+BackboneImpl::BackboneImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    layers->push_back(DecoderLayer(c, std::make_shared<SoftmaxAttentionImpl>(c)));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+  model = register_module("model", Backbone(c));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Dense(c.hidden_size, c.vocab_size));
+  inv_freq_ = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+}
+
+DecoderLayer CausalLMImpl::layer(int64_t i) const { return DecoderLayer(model->layers->ptr<DecoderLayerImpl>(i)); }
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                          const torch::Tensor& position_ids) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got ", input_ids.sizes());
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  auto positions = position_ids.defined()
+                       ? position_ids
+                       : torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()))
+                             .unsqueeze(0)
+                             .expand({B, T});
+  AttentionContext ctx{rope_tables(inv_freq_, positions), attention_mask.defined() ? attention_mask.to(torch::kBool)
+                                                                                   : torch::Tensor()};
+  auto h = model->embed_tokens(input_ids);
+  for (size_t i = 0; i < model->layers->size(); ++i) h = layer(static_cast<int64_t>(i))->forward(h, ctx);
+  return model->norm(h);
+}
+
+torch::Tensor CausalLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                    const torch::Tensor& position_ids) {
+  return torch::linear(hidden_states(input_ids, attention_mask, position_ids), lm_head_weight());
+}
+
+int64_t CausalLMImpl::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+torch::Dtype CausalLMImpl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
+
+void load_weights(CausalLM& model, const std::map<std::string, torch::Tensor>& tensors, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& param = item.value();
+    auto it = tensors.find(name);
+    if (it == tensors.end()) throw Error(source, "checkpoint has no tensor '" + name + "'");
+    const torch::Tensor& t = it->second;
+    if (t.sizes() != param.sizes()) {
+      std::ostringstream msg;
+      msg << "tensor '" << name << "' has shape " << t.sizes() << ", the config implies " << param.sizes();
+      throw Error(source, msg.str());
+    }
+    param.set_data(t.to(param.device(), param.scalar_type()).contiguous());
+    used.insert(name);
+  }
+  for (const auto& [name, t] : tensors) {
+    if (used.count(name)) continue;
+    const bool tied_head = name == "lm_head.weight" && model->config().tie_word_embeddings;
+    const bool rope_buffer = name.size() >= 9 && name.compare(name.size() - 9, 9, ".inv_freq") == 0;
+    if (!tied_head && !rope_buffer) throw Error(source, "unexpected tensor '" + name + "' for this architecture");
+  }
+}
+
+}  // namespace supra

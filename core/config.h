@@ -1,0 +1,57 @@
+// ModelConfig: the architecture of a pretrained Llama/Mistral causal LM, parsed from a Hugging Face config.json
+// (transformers v4 and v5 spellings) and validated. Anything supra cannot reproduce exactly is refused.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace supra {
+
+// RoPE frequency scaling. kDefault: HF "default"; kLinear: inv_freq / factor; kLlama3: Llama-3.1 smooth scaling.
+struct RopeScaling {
+  enum class Kind { kDefault, kLinear, kLlama3 };
+  Kind kind = Kind::kDefault;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                 // llama3 only
+  double high_freq_factor = 4.0;                // llama3 only
+  int64_t original_max_position_embeddings = 8192;  // llama3 only
+};
+
+struct ModelConfig {
+  std::string architecture;      // "LlamaForCausalLM" | "MistralForCausalLM"
+  std::string model_type;        // "llama" | "mistral"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;          // hidden_size / heads unless config.json gives it
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  int64_t max_position_embeddings = 2048;
+  bool tie_word_embeddings = false;
+  std::optional<int64_t> sliding_window;  // Mistral: attend to at most this many most recent tokens (self incl.)
+  std::optional<int64_t> bos_token_id;
+  std::vector<int64_t> eos_token_ids;
+  std::string torch_dtype = "float32";    // the checkpoint's declared dtype (informational)
+
+  int64_t q_dim() const { return num_attention_heads * head_dim; }
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+  int64_t gqa_groups() const { return num_attention_heads / num_key_value_heads; }
+
+  // Parses and validates; `source` names the file in error messages. Throws supra::Error.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+  static ModelConfig from_file(const std::filesystem::path& config_json);
+  // Hugging Face config.json for this architecture (what save/export write).
+  nlohmann::json to_json() const;
+  // Throws supra::Error(source, ...) when fields are inconsistent.
+  void validate(const std::string& source) const;
+};
+
+}  // namespace supra

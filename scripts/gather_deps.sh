@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Gathers supra's C++ dependencies (CLI11, spdlog, fmt, nlohmann-json headers and the GoogleTest sources) into
+# ./deps, so that an air-gapped node with only PyTorch, nvcc, cmake and ninja can build supra: copy the repository
+# with its deps/ folder there and run scripts/gpu_test.sh. Run this on a machine with Debian's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+rm -rf deps.tmp && mkdir -p deps.tmp/include
+for d in CLI spdlog fmt nlohmann; do cp -rL "/usr/include/$d" deps.tmp/include/; done
+cp -rL /usr/src/googletest deps.tmp/googletest
+rm -rf deps && mv deps.tmp deps
+echo "gathered into $(pwd)/deps ($(du -sh deps | cut -f1))"

@@ -1,0 +1,183 @@
+// CausalLM behaviour that does not need HF: llama2.c import, masks (padding, sliding window), dtypes.
+// Exactness against Hugging Face transformers is checked by tests/python/test_hf_logits.py.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "core/attention.h"
+#include "core/checkpoint_io.h"
+#include "core/error.h"
+#include "core/rope.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kStories = fs::path(SUPRA_SHARED_DIR) / "models/stories260K/stories260K.bin";
+
+supra::ModelConfig tiny_config(int64_t heads = 4, int64_t kv = 2) {
+  supra::ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv;
+  c.head_dim = 8;
+  c.validate("test");
+  return c;
+}
+
+supra::CausalLM random_model(const supra::ModelConfig& c, uint64_t seed = 0) {
+  torch::manual_seed(seed);
+  supra::CausalLM m(c);
+  torch::NoGradGuard g;
+  for (auto& p : m->parameters()) p.normal_(0, 0.2);
+  m->eval();
+  return m;
+}
+
+}  // namespace
+
+TEST(Rope, DefaultFrequenciesMatchFormula) {
+  auto f = supra::rope_inv_freq(16, 10000.0, {});
+  ASSERT_EQ(f.size(0), 8);
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(f[i].item<float>(), 1.0 / std::pow(10000.0, 2.0 * i / 16), 1e-7);
+  supra::RopeScaling lin;
+  lin.kind = supra::RopeScaling::Kind::kLinear;
+  lin.factor = 4;
+  EXPECT_TRUE(torch::allclose(supra::rope_inv_freq(16, 10000.0, lin), f / 4));
+}
+
+TEST(Rope, Llama3KeepsHighAndScalesLowFrequencies) {
+  supra::RopeScaling s;
+  s.kind = supra::RopeScaling::Kind::kLlama3;
+  s.factor = 8;
+  s.original_max_position_embeddings = 64;
+  auto base = supra::rope_inv_freq(32, 500000.0, {});
+  auto scaled = supra::rope_inv_freq(32, 500000.0, s);
+  EXPECT_FLOAT_EQ(scaled[0].item<float>(), base[0].item<float>());            // wavelength 2π < 16: kept
+  EXPECT_FLOAT_EQ(scaled[15].item<float>(), base[15].item<float>() / 8.0f);   // very long wavelength: /factor
+}
+
+TEST(CausalLM, ParameterNamesMatchHuggingFace) {
+  auto c = tiny_config();
+  c.tie_word_embeddings = true;
+  supra::CausalLM m(c);
+  auto params = m->named_parameters();
+  EXPECT_TRUE(params.contains("model.embed_tokens.weight"));
+  EXPECT_TRUE(params.contains("model.layers.1.self_attn.k_proj.weight"));
+  EXPECT_TRUE(params.contains("model.layers.0.mlp.down_proj.weight"));
+  EXPECT_TRUE(params.contains("model.layers.0.post_attention_layernorm.weight"));
+  EXPECT_TRUE(params.contains("model.norm.weight"));
+  EXPECT_FALSE(params.contains("lm_head.weight"));  // tied
+  EXPECT_EQ(params["model.layers.1.self_attn.k_proj.weight"].sizes(), (std::vector<int64_t>{16, 32}));
+  c.tie_word_embeddings = false;
+  EXPECT_TRUE(supra::CausalLM(c)->named_parameters().contains("lm_head.weight"));
+}
+
+TEST(CausalLM, PaddingDoesNotChangeRealTokens) {
+  auto m = random_model(tiny_config());
+  torch::NoGradGuard g;
+  auto ids = torch::tensor({{3, 7, 9, 11, 0, 0}}, torch::kLong);
+  auto mask = torch::tensor({{1, 1, 1, 1, 0, 0}}, torch::kLong);
+  auto padded = m->forward(ids, mask).slice(1, 0, 4);
+  auto plain = m->forward(ids.slice(1, 0, 4));
+  EXPECT_TRUE(torch::allclose(padded, plain, 1e-5, 1e-6));
+  // Left padding with shifted positions gives the same logits as the unpadded row.
+  auto left = torch::tensor({{0, 0, 3, 7, 9, 11}}, torch::kLong);
+  auto lmask = torch::tensor({{0, 0, 1, 1, 1, 1}}, torch::kLong);
+  auto pos = torch::tensor({{0, 0, 0, 1, 2, 3}}, torch::kLong);
+  EXPECT_TRUE(torch::allclose(m->forward(left, lmask, pos).slice(1, 2, 6), plain, 1e-5, 1e-6));
+}
+
+TEST(CausalLM, SlidingWindowMask) {
+  auto mask = supra::causal_attention_mask(6, 3, {}, torch::kCPU).squeeze();
+  // Row 5 sees positions 3, 4, 5 only.
+  EXPECT_EQ(mask[5].to(torch::kLong).sum().item<int64_t>(), 3);
+  EXPECT_FALSE(mask[5][2].item<bool>());
+  EXPECT_TRUE(mask[5][3].item<bool>());
+  EXPECT_FALSE(mask[1][2].item<bool>());  // causal
+
+  // A window at least as long as the sequence changes nothing; a shorter one changes late positions only.
+  auto c = tiny_config();
+  auto m = random_model(c, 1);
+  c.sliding_window = 4;
+  auto mw = random_model(c, 1);
+  torch::NoGradGuard g;
+  auto ids = torch::randint(0, 50, {2, 10}, torch::kLong);
+  auto a = m->forward(ids), b = mw->forward(ids);
+  EXPECT_TRUE(torch::allclose(a.slice(1, 0, 4), b.slice(1, 0, 4), 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(a.slice(1, 6, 10), b.slice(1, 6, 10), 1e-3, 1e-3));
+}
+
+TEST(CausalLM, Bf16CloseToF32) {
+  auto m = random_model(tiny_config(), 2);
+  torch::NoGradGuard g;
+  auto ids = torch::randint(0, 50, {1, 12}, torch::kLong);
+  auto ref = m->forward(ids);
+  m->to(torch::kBFloat16);
+  auto low = m->forward(ids).to(torch::kFloat);
+  EXPECT_LT(((low - ref).abs().max() / ref.abs().max()).item<float>(), 3e-2);
+}
+
+TEST(Llama2c, ImportsStories260K) {
+  if (!fs::exists(kStories)) GTEST_SKIP() << "stories260K not found at " << kStories;
+  auto ck = supra::read_llama2c(kStories);
+  EXPECT_EQ(ck.config.hidden_size, 64);
+  EXPECT_EQ(ck.config.num_hidden_layers, 5);
+  EXPECT_EQ(ck.config.num_attention_heads, 8);
+  EXPECT_EQ(ck.config.num_key_value_heads, 4);
+  EXPECT_EQ(ck.config.vocab_size, 512);
+  EXPECT_TRUE(ck.config.tie_word_embeddings);
+  auto m = supra::build_model(ck, kStories.string(), torch::kFloat, torch::kCPU);
+  EXPECT_EQ(m->parameter_count(), 260032);
+  // A real language model: given BOS, its greedy continuation has low loss under itself and is not one token.
+  torch::NoGradGuard g;
+  std::vector<int64_t> ids = {1};
+  for (int i = 0; i < 30; ++i) {
+    auto logits = m->forward(torch::tensor(ids, torch::kLong).unsqueeze(0));
+    ids.push_back(logits[0][-1].argmax().item<int64_t>());
+  }
+  std::set<int64_t> distinct(ids.begin(), ids.end());
+  EXPECT_GT(distinct.size(), 8u);
+  auto logits = m->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0];
+  auto targets = torch::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), torch::kLong);
+  auto loss = torch::nn::functional::cross_entropy(logits.slice(0, 0, ids.size() - 1), targets);
+  EXPECT_LT(loss.item<float>(), 1.5);
+}
+
+TEST(Llama2c, TruncatedFileIsRefused) {
+  if (!fs::exists(kStories)) GTEST_SKIP() << "stories260K not found at " << kStories;
+  auto path = fs::temp_directory_path() / "supra_truncated_stories.bin";
+  {
+    std::ifstream in(kStories, std::ios::binary);
+    std::vector<char> buf(100000);
+    in.read(buf.data(), buf.size());
+    std::ofstream(path, std::ios::binary).write(buf.data(), buf.size());
+  }
+  try {
+    supra::read_llama2c(path);
+    FAIL();
+  } catch (const supra::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos);
+  }
+  fs::remove(path);
+}
+
+TEST(Checkpoint, MissingPathsAreClearErrors) {
+  EXPECT_THROW(supra::read_checkpoint("/nonexistent/model"), supra::Error);
+  auto dir = fs::temp_directory_path() / "supra_empty_model_dir";
+  fs::create_directories(dir);
+  try {
+    supra::read_checkpoint(dir);
+    FAIL();
+  } catch (const supra::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos);
+  }
+  fs::remove_all(dir);
+}

@@ -1,0 +1,194 @@
+"""The `supra` CLI surface: help, info, and one-line errors with exit code 2 on bad input.
+
+Every error case checks: exit code 2, stderr is exactly one non-empty line, and that line names the offending
+file or the problem (a keyword, case-insensitive).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+
+def assert_one_line_error(proc, *keywords: str) -> str:
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, f"exit code {proc.returncode}, expected 2; stderr: {proc.stderr!r}"
+    assert len(lines) == 1 and lines[0].strip(), f"stderr must be exactly one non-empty line, got {proc.stderr!r}"
+    low = lines[0].lower()
+    assert any(k.lower() in low for k in keywords), f"stderr {lines[0]!r} mentions none of {keywords}"
+    return lines[0]
+
+
+@pytest.fixture
+def model_copy(tiny_model, tmp_path):
+    """copy(variant) -> a private, editable copy of a tiny model folder."""
+
+    def copy(variant: str = "llama_gqa_untied") -> Path:
+        dst = tmp_path / f"{variant}_copy"
+        shutil.copytree(tiny_model(variant), dst)
+        return dst
+
+    return copy
+
+
+def edit_config(model_dir: Path, **changes) -> None:
+    cfg_path = model_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def logits(run_supra, model, tmp_path, tokens="1,2,3"):
+    return run_supra("logits", "--model", model, "--tokens", tokens, "--out", tmp_path / "out.safetensors")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# help and info
+
+
+def test_help(run_supra):
+    proc = run_supra("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "logits" in proc.stdout and "info" in proc.stdout
+
+
+def test_logits_help(run_supra):
+    proc = run_supra("logits", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for opt in ("--model", "--tokens", "--out", "--dtype"):
+        assert opt in proc.stdout
+
+
+@pytest.mark.parametrize("variant", ["llama_mha_tied", "mistral_sliding", "llama_sharded", "llama3_rope"])
+def test_info(run_supra, tiny_model, variant):
+    proc = run_supra("info", "--model", tiny_model(variant))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip(), "info printed nothing on stdout"
+
+
+def test_info_llama2c(run_supra, stories_bin):
+    proc = run_supra("info", "--model", stories_bin)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_missing_model_dir(run_supra, tmp_path):
+    missing = tmp_path / "no_such_model"
+    proc = logits(run_supra, missing, tmp_path)
+    assert_one_line_error(proc, str(missing))
+
+
+def test_empty_dir_without_config(run_supra, tmp_path):
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    proc = logits(run_supra, empty, tmp_path)
+    assert_one_line_error(proc, "config.json")
+
+
+def test_unsupported_architecture(run_supra, model_copy, tmp_path):
+    d = model_copy()
+    edit_config(d, architectures=["GPT2LMHeadModel"], model_type="gpt2")
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, "gpt2")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # transformers-4 layout
+        {"rope_scaling": {"type": "dynamic", "factor": 2.0}, "rope_theta": 10000.0, "rope_parameters": None},
+        # transformers-5 layout
+        {"rope_parameters": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}},
+    ],
+    ids=["rope_scaling", "rope_parameters"],
+)
+def test_unsupported_rope_scaling(run_supra, model_copy, tmp_path, changes):
+    d = model_copy()
+    edit_config(d, **changes)
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, "dynamic")
+
+
+@pytest.mark.parametrize("keep", [4, 0.5], ids=["header", "data"])
+def test_truncated_safetensors(run_supra, model_copy, tmp_path, keep):
+    d = model_copy()
+    f = d / "model.safetensors"
+    data = f.read_bytes()
+    n = keep if isinstance(keep, int) else int(len(data) * keep)
+    f.write_bytes(data[:n])
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, "model.safetensors")
+
+
+def test_missing_shard(run_supra, model_copy, tmp_path):
+    d = model_copy("llama_sharded")
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    shard = sorted(set(index["weight_map"].values()))[-1]
+    (d / shard).unlink()
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, shard)
+
+
+def test_missing_tensor(run_supra, model_copy, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    d = model_copy()
+    f = d / "model.safetensors"
+    tensors = load_file(str(f))
+    del tensors["model.layers.1.mlp.down_proj.weight"]
+    save_file(tensors, str(f), metadata={"format": "pt"})
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, "model.layers.1.mlp.down_proj.weight")
+
+
+def test_wrong_tensor_shape(run_supra, model_copy, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    d = model_copy()
+    f = d / "model.safetensors"
+    tensors = load_file(str(f))
+    tensors["model.layers.0.self_attn.k_proj.weight"] = tensors["model.layers.0.self_attn.q_proj.weight"].clone()
+    save_file(tensors, str(f), metadata={"format": "pt"})
+    proc = logits(run_supra, d, tmp_path)
+    assert_one_line_error(proc, "k_proj")
+
+
+def test_token_out_of_vocab(run_supra, tiny_model, tmp_path):
+    d = tiny_model("llama_gqa_untied")
+    vocab = json.loads((d / "config.json").read_text())["vocab_size"]
+    proc = logits(run_supra, d, tmp_path, tokens=f"1,{vocab},3")
+    assert_one_line_error(proc, str(vocab))
+
+
+@pytest.mark.parametrize("tokens", ["1,x,3", "", "1,-2"], ids=["not_a_number", "empty", "negative"])
+def test_bad_token_list(run_supra, tiny_model, tmp_path, tokens):
+    proc = logits(run_supra, tiny_model("llama_gqa_untied"), tmp_path, tokens=tokens)
+    assert_one_line_error(proc, "token")
+
+
+def test_bad_dtype(run_supra, tiny_model, tmp_path):
+    proc = run_supra(
+        "logits", "--model", tiny_model("llama_gqa_untied"), "--tokens", "1,2",
+        "--out", tmp_path / "o.safetensors", "--dtype", "f64",
+    )
+    assert_one_line_error(proc, "dtype")
+
+
+def test_truncated_llama2c_bin(run_supra, tmp_path):
+    # A valid header (dim 8, hidden 16, 1 layer, 2 heads, 2 kv heads, vocab 32, seq_len 16) and too few floats.
+    f = tmp_path / "short.bin"
+    f.write_bytes(struct.pack("<7i", 8, 16, 1, 2, 2, 32, 16) + b"\0" * 400)
+    proc = logits(run_supra, f, tmp_path)
+    assert_one_line_error(proc, "short.bin")
