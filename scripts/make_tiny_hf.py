@@ -24,6 +24,7 @@ randomised around 1 so that a loader that ignores them is caught):
                          ("rope_parameters")
     llama3_rope_legacy   same model as llama3_rope, config.json rewritten in the transformers-4 layout
                          (top-level "rope_theta" + "rope_scaling"), as most Hub checkpoints are
+    llama_linear_rope    Llama with linear RoPE scaling (factor 2.5): positions divided by 2.5
     llama_sharded        like llama_gqa_untied, saved in >= 2 shards with model.safetensors.index.json
 """
 
@@ -112,6 +113,15 @@ VARIANTS: dict[str, tuple[Callable[[], Any], dict[str, Any]]] = {
             rope_parameters=dict(_LLAMA3_ROPE),
         ),
         {"legacy_config": True},
+    ),
+    "llama_linear_rope": (
+        lambda: _llama(
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=False,
+            rope_parameters={"rope_type": "linear", "factor": 2.5, "rope_theta": 10000.0},
+        ),
+        {},
     ),
     "llama_sharded": (
         lambda: _llama(num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False),
