@@ -7,6 +7,7 @@ namespace supra::cli {
 
 void add_info(CLI::App& app);
 void add_logits(CLI::App& app);
+void add_convert(CLI::App& app);
 
 // "f32" | "bf16" -> torch dtype (CLI11 validates the spelling).
 inline torch::Dtype parse_dtype(const std::string& s) { return s == "bf16" ? torch::kBFloat16 : torch::kFloat; }

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   supra::cli::add_info(app);
   supra::cli::add_logits(app);
+  supra::cli::add_convert(app);
 
   // Logs go to stderr so that stdout stays machine-readable.
   spdlog::set_default_logger(spdlog::stderr_color_mt("supra"));

@@ -14,6 +14,7 @@ namespace supra {
 struct AttentionContext {
   RopeTables rope;             // cos/sin [B, T, head_dim] for the tokens of this forward
   torch::Tensor key_padding;   // optional bool [B, T]: true = real token, false = padding
+  torch::Tensor resets;        // optional bool [B, T]: a new document starts here (packed rows; SUPRA only)
 };
 
 class AttentionImpl : public torch::nn::Module {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/supra_attention.h"
 
 namespace supra {
 
@@ -27,7 +28,8 @@ BackboneImpl::BackboneImpl(const ModelConfig& c) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-    layers->push_back(DecoderLayer(c, std::make_shared<SoftmaxAttentionImpl>(c)));
+    layers->push_back(DecoderLayer(c, c.supra ? std::shared_ptr<AttentionImpl>(std::make_shared<SupraAttentionImpl>(c, *c.supra))
+                                              : std::make_shared<SoftmaxAttentionImpl>(c)));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
@@ -40,7 +42,7 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
 DecoderLayer CausalLMImpl::layer(int64_t i) const { return DecoderLayer(model->layers->ptr<DecoderLayerImpl>(i)); }
 
 torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                          const torch::Tensor& position_ids) {
+                                          const torch::Tensor& position_ids, const torch::Tensor& resets) {
   TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got ", input_ids.sizes());
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   auto positions = position_ids.defined()
@@ -48,8 +50,9 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
                        : torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()))
                              .unsqueeze(0)
                              .expand({B, T});
-  AttentionContext ctx{rope_tables(inv_freq_, positions), attention_mask.defined() ? attention_mask.to(torch::kBool)
-                                                                                   : torch::Tensor()};
+  AttentionContext ctx{rope_tables(inv_freq_, positions),
+                       attention_mask.defined() ? attention_mask.to(torch::kBool) : torch::Tensor(),
+                       resets.defined() ? resets.to(torch::kBool) : torch::Tensor()};
   auto h = model->embed_tokens(input_ids);
   for (size_t i = 0; i < model->layers->size(); ++i) h = layer(static_cast<int64_t>(i))->forward(h, ctx);
   return model->norm(h);
@@ -60,8 +63,8 @@ torch::Tensor CausalLMImpl::lm_head_weight() const {
 }
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                    const torch::Tensor& position_ids) {
-  return torch::linear(hidden_states(input_ids, attention_mask, position_ids), lm_head_weight());
+                                    const torch::Tensor& position_ids, const torch::Tensor& resets) {
+  return torch::linear(hidden_states(input_ids, attention_mask, position_ids, resets), lm_head_weight());
 }
 
 int64_t CausalLMImpl::parameter_count() const {

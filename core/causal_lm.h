@@ -43,16 +43,18 @@ class CausalLMImpl : public torch::nn::Module {
   explicit CausalLMImpl(const ModelConfig& config);
 
   // input_ids [B, T] int64; attention_mask optional [B, T] (1 real / 0 padding); position_ids optional [B, T]
-  // (default 0..T-1). Returns the final hidden states [B, T, hidden] after the last norm.
+  // (default 0..T-1); resets optional [B, T] (true where a packed document starts; SUPRA attention resets its
+  // state there). Returns the final hidden states [B, T, hidden] after the last norm.
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                              const torch::Tensor& position_ids = {});
+                              const torch::Tensor& position_ids = {}, const torch::Tensor& resets = {});
   // Logits [B, T, vocab] in the model's dtype.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                        const torch::Tensor& position_ids = {});
+                        const torch::Tensor& position_ids = {}, const torch::Tensor& resets = {});
   torch::Tensor lm_head_weight() const;  // the tied embedding or lm_head.weight
   DecoderLayer layer(int64_t i) const;
 
   const ModelConfig& config() const { return config_; }
+  ModelConfig& mutable_config() { return config_; }  // conversion records its settings here
   int64_t parameter_count() const;
   torch::Dtype dtype() const;
 

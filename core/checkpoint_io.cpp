@@ -2,6 +2,7 @@
 
 #include <array>
 #include <fstream>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -140,6 +141,44 @@ CausalLM build_model(const Checkpoint& ck, const std::string& source, torch::Dty
   model->to(device, dtype);
   model->eval();
   return model;
+}
+
+void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& companions_from,
+                       uint64_t max_shard_bytes) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+    throw Error(out.string(), "already exists and is not empty; refusing to overwrite it");
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) throw Error(out.string(), "parent folder does not exist");
+  const fs::path tmp = parent / (out.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) throw Error(tmp.string(), "cannot create folder: " + ec.message());
+  try {
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& p : model->named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
+    ModelConfig config = model->config();
+    config.torch_dtype = dtype_name(model->dtype());
+    save_safetensors_dir(tmp, tensors, max_shard_bytes, {{"format", "pt"}});
+    {
+      std::ofstream f(tmp / "config.json");
+      f << config.to_json().dump(2) << "\n";
+      if (!f.flush()) throw Error((tmp / "config.json").string(), "write failed (disk full?)");
+    }
+    if (!companions_from.empty() && fs::is_directory(companions_from, ec)) {
+      for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                               "generation_config.json"}) {
+        if (fs::exists(companions_from / name, ec)) fs::copy_file(companions_from / name, tmp / name, ec);
+        if (ec) throw Error((companions_from / name).string(), "cannot copy: " + ec.message());
+      }
+    }
+    if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty folder
+    fs::rename(tmp, out, ec);
+    if (ec) throw Error(out.string(), "cannot move finished folder into place: " + ec.message());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 CausalLM load_model(const fs::path& path, torch::Dtype dtype, torch::Device device) {

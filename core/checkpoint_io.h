@@ -31,4 +31,10 @@ CausalLM load_model(const std::filesystem::path& path, torch::Dtype dtype = torc
                     torch::Device device = torch::kCPU);
 CausalLM build_model(const Checkpoint& ckpt, const std::string& source, torch::Dtype dtype, torch::Device device);
 
+// Writes a model folder: config.json (HF fields; for SUPRA models model_type "supra" plus the "supra" block),
+// model.safetensors (sharded above max_shard_bytes) and the tokenizer/generation files found in `companions_from`
+// (if given). Atomic: built in "<out>.tmp-<pid>" and renamed; an existing non-empty `out` is refused.
+void save_model_folder(CausalLM& model, const std::filesystem::path& out,
+                       const std::filesystem::path& companions_from = {}, uint64_t max_shard_bytes = 5ull << 30);
+
 }  // namespace supra

@@ -80,6 +80,29 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   if (!j.is_object()) throw Error(source, "config is not a JSON object");
   ModelConfig c;
   c.model_type = present(j, "model_type") ? j.at("model_type").get<std::string>() : "";
+  if (c.model_type == "supra") {
+    // A supra checkpoint: the base architecture's fields plus the "supra" block.
+    if (!present(j, "supra") || !j.at("supra").is_object()) throw Error(source, "supra checkpoint without a 'supra' block");
+    const json& s = j.at("supra");
+    const int64_t version = get_int_or(s, "format_version", 0, source);
+    if (version != 1) throw Error(source, "unsupported supra format_version " + std::to_string(version));
+    json base = j;
+    base.erase("supra");
+    base["model_type"] = s.value("base_model_type", "");
+    base["architectures"] = {s.value("base_architecture", "")};
+    ModelConfig b = from_json(base, source);
+    SupraSettings st;
+    try {
+      st.decay = parse_decay(s.value("decay", "reference"));
+    } catch (const Error& e) {
+      throw Error(source, e.reason());
+    }
+    st.qk_norm = get_bool_or(s, "qk_norm", false, source);
+    st.chunk_size = get_int_or(s, "chunk_size", 64, source);
+    if (st.chunk_size <= 0) throw Error(source, "supra chunk_size must be positive");
+    b.supra = st;
+    return b;
+  }
   if (present(j, "architectures")) {
     const json& a = j.at("architectures");
     if (!a.is_array() || a.size() != 1 || !a[0].is_string())
@@ -210,6 +233,25 @@ nlohmann::json ModelConfig::to_json() const {
   j["attention_bias"] = false;
   j["mlp_bias"] = false;
   j["torch_dtype"] = torch_dtype;
+  if (supra) {
+    // Converted model: a distinct model_type so no tool mistakes it for the softmax base architecture.
+    j["supra"] = {{"format_version", 1},
+                  {"base_architecture", architecture},
+                  {"base_model_type", model_type},
+                  {"decay", to_string(supra->decay)},
+                  {"log_gamma", [&] {
+                     auto lg = decay_log_gamma(supra->decay, num_attention_heads);
+                     std::vector<double> v(lg.data_ptr<float>(), lg.data_ptr<float>() + lg.numel());
+                     return v;
+                   }()},
+                  {"qk_norm", supra->qk_norm},
+                  {"chunk_size", supra->chunk_size},
+                  {"feature_map", supra->separate_key_map(num_attention_heads, num_key_value_heads)
+                                      ? "separate_q_and_k" : "shared_q_k"},
+                  {"state_shape", {num_hidden_layers, num_attention_heads, head_dim, head_dim}}};
+    j["architectures"] = {"SupraForCausalLM"};
+    j["model_type"] = "supra";
+  }
   return j;
 }
 

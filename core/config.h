@@ -9,7 +9,18 @@
 #include <string>
 #include <vector>
 
+#include "core/decay.h"
+
 namespace supra {
+
+// What makes a converted (SUPRA) model: its attention settings. Present in ModelConfig only after conversion.
+struct SupraSettings {
+  DecayKind decay = DecayKind::kReference;
+  bool qk_norm = false;          // parameter-free LayerNorm (eps 1e-5) over q0 and k0 before the feature maps
+  int64_t chunk_size = 64;       // chunk length of the parallel (training / prefill) form
+  // Feature maps: one shared map for q and k without GQA; a separate key map under GQA (H != H_kv).
+  bool separate_key_map(int64_t heads, int64_t kv_heads) const { return heads != kv_heads; }
+};
 
 // RoPE frequency scaling. kDefault: HF "default"; kLinear: inv_freq / factor; kLlama3: Llama-3.1 smooth scaling.
 struct RopeScaling {
@@ -40,6 +51,7 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";    // the checkpoint's declared dtype (informational)
+  std::optional<SupraSettings> supra;     // set for converted models (config model_type "supra")
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }

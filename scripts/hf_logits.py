@@ -59,6 +59,12 @@ def parse_tokens(s: str) -> list[int]:
     return toks
 
 
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output .safetensors file")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
     args = ap.parse_args(argv)
+    _quiet()
     logits = hf_logits(args.model, args.tokens, args.dtype)
     save_file({"logits": logits}, args.out)
     return 0

@@ -227,12 +227,19 @@ def check(bin_path: str, out_dir: str, tokens: Sequence[int]) -> float:
     return ((ref - hf).abs().max() / ref.abs().max()).item()
 
 
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bin", help="llama2.c legacy .bin checkpoint")
     ap.add_argument("out", help="output HF model directory")
     ap.add_argument("--check", action="store_true", help="compare HF on the result with a llama2.c reference")
     args = ap.parse_args(argv)
+    _quiet()
     try:
         convert(args.bin, args.out)
     except (OSError, ValueError) as e:

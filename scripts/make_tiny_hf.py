@@ -173,6 +173,12 @@ def make_model(variant: str, out: str, seed: int = 0) -> str:
     return out
 
 
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", help="variant name (see --list)")
@@ -180,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="list variants and exit")
     args = ap.parse_args(argv)
+    _quiet()
     if args.list:
         for name in VARIANTS:
             print(name)

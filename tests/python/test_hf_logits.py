@@ -100,13 +100,17 @@ def test_sliding_window_matters(tiny_model, hf_reference):
     assert rel_err(windowed[8:], full[8:]) > 1e-2
 
 
-def test_llama3_rope_changes_logits(tiny_model, hf_reference):
-    """Guards llama3_rope: same weights as llama_gqa_untied, so only the RoPE scaling differs (no binary needed)."""
-    toks = token_ids(192, SEQ_LEN)
+def test_rope_scaling_changes_logits(tiny_model, hf_reference):
+    """Guards the RoPE variants: same weights as llama_gqa_untied, so only the RoPE scaling differs; the legacy
+    (transformers-4) config layout must mean the same model (no binary needed)."""
+    plain = tiny_model("llama_gqa_untied")
+    toks = token_ids(vocab_of(plain), SEQ_LEN)
+    b = hf_reference(plain, toks)
     a = hf_reference(tiny_model("llama3_rope"), toks)
-    b = hf_reference(tiny_model("llama_gqa_untied"), toks)
+    lin = hf_reference(tiny_model("llama_linear_rope"), toks)
     legacy = hf_reference(tiny_model("llama3_rope_legacy"), toks)
     assert rel_err(a, b) > 1e-2
+    assert rel_err(lin, b) > 1e-2
     assert torch.equal(a, legacy)
 
 
