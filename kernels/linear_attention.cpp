@@ -1,17 +1,34 @@
 #include "kernels/linear_attention.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
 namespace supra::kernels {
+
+// Both entry points go through the registered operators (kernels/ops.cpp), so a device-specific
+// implementation registered for the same op is picked up without touching the model code.
 
 LinearAttentionResult linear_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        const LinearAttentionArgs& args, int64_t chunk_size) {
-  return reference::chunked(q, k, v, args, chunk_size);
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("supra::linear_attention", "")
+                       .typed<std::tuple<torch::Tensor, torch::Tensor>(
+                           const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                           double, const std::optional<torch::Tensor>&, const std::optional<torch::Tensor>&,
+                           int64_t)>();
+  auto optional = [](const torch::Tensor& t) { return t.defined() ? std::optional<torch::Tensor>(t) : std::nullopt; };
+  return op.call(q, k, v, args.log_gamma, args.scale, optional(args.initial_state), optional(args.resets), chunk_size);
 }
 
 std::tuple<torch::Tensor, torch::Tensor> linear_attention_step(const torch::Tensor& q, const torch::Tensor& k,
                                                                const torch::Tensor& v, const torch::Tensor& state,
                                                                const torch::Tensor& log_gamma, double scale,
                                                                const torch::Tensor& reset) {
-  return reference::recurrent_step(q, k, v, state, log_gamma, scale, reset);
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("supra::linear_attention_step", "")
+                       .typed<std::tuple<torch::Tensor, torch::Tensor>(
+                           const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                           const torch::Tensor&, double, const std::optional<torch::Tensor>&)>();
+  return op.call(q, k, v, state, log_gamma, scale, reset.defined() ? std::optional<torch::Tensor>(reset) : std::nullopt);
 }
 
 }  // namespace supra::kernels

@@ -1,0 +1,70 @@
+// Registers supra's linear-attention functions as LibTorch operators (namespace `supra`), so that C++ and
+// Python (torch.ops.load_library("libsupra_kernels.so"); torch.ops.supra.linear_attention(...)) call one op
+// and the dispatcher picks the implementation. The CPU forms are composite (autograd through their ATen ops).
+#include <torch/library.h>
+
+#include "kernels/reference/linear_attention.h"
+
+namespace supra::kernels {
+namespace {
+
+reference::LinearAttentionArgs make_args(const torch::Tensor& log_gamma, double scale,
+                                         const std::optional<torch::Tensor>& initial_state,
+                                         const std::optional<torch::Tensor>& resets) {
+  reference::LinearAttentionArgs a;
+  a.log_gamma = log_gamma;
+  a.scale = scale;
+  if (initial_state) a.initial_state = *initial_state;
+  if (resets) a.resets = *resets;
+  return a;
+}
+
+std::tuple<torch::Tensor, torch::Tensor> chunked_op(const torch::Tensor& q, const torch::Tensor& k,
+                                                    const torch::Tensor& v, const torch::Tensor& log_gamma,
+                                                    double scale, const std::optional<torch::Tensor>& initial_state,
+                                                    const std::optional<torch::Tensor>& resets, int64_t chunk_size) {
+  return reference::chunked(q, k, v, make_args(log_gamma, scale, initial_state, resets), chunk_size);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> naive_op(const torch::Tensor& q, const torch::Tensor& k,
+                                                  const torch::Tensor& v, const torch::Tensor& log_gamma, double scale,
+                                                  const std::optional<torch::Tensor>& initial_state,
+                                                  const std::optional<torch::Tensor>& resets) {
+  return reference::naive(q, k, v, make_args(log_gamma, scale, initial_state, resets));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> recurrent_op(const torch::Tensor& q, const torch::Tensor& k,
+                                                      const torch::Tensor& v, const torch::Tensor& log_gamma,
+                                                      double scale, const std::optional<torch::Tensor>& initial_state,
+                                                      const std::optional<torch::Tensor>& resets) {
+  return reference::recurrent(q, k, v, make_args(log_gamma, scale, initial_state, resets));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> step_op(const torch::Tensor& q, const torch::Tensor& k,
+                                                 const torch::Tensor& v, const torch::Tensor& state,
+                                                 const torch::Tensor& log_gamma, double scale,
+                                                 const std::optional<torch::Tensor>& reset) {
+  return reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : torch::Tensor());
+}
+
+}  // namespace
+
+TORCH_LIBRARY(supra, m) {
+  m.def("linear_attention(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, Tensor? initial_state=None, "
+        "Tensor? resets=None, int chunk_size=64) -> (Tensor, Tensor)");
+  m.def("linear_attention_naive(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
+        "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
+  m.def("linear_attention_recurrent(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
+        "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
+  m.def("linear_attention_step(Tensor q, Tensor k, Tensor v, Tensor state, Tensor log_gamma, float scale, "
+        "Tensor? reset=None) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
+  m.impl("linear_attention", &chunked_op);
+  m.impl("linear_attention_naive", &naive_op);
+  m.impl("linear_attention_recurrent", &recurrent_op);
+  m.impl("linear_attention_step", &step_op);
+}
+
+}  // namespace supra::kernels
