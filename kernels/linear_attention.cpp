@@ -31,4 +31,15 @@ std::tuple<torch::Tensor, torch::Tensor> linear_attention_step(const torch::Tens
   return op.call(q, k, v, state, log_gamma, scale, reset.defined() ? std::optional<torch::Tensor>(reset) : std::nullopt);
 }
 
+torch::Tensor linear_attention_step_(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     torch::Tensor& state, const torch::Tensor& log_gamma, double scale,
+                                     const torch::Tensor& reset) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("supra::linear_attention_step_", "")
+                       .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                            torch::Tensor&, const torch::Tensor&, double,
+                                            const std::optional<torch::Tensor>&)>();
+  return op.call(q, k, v, state, log_gamma, scale, reset.defined() ? std::optional<torch::Tensor>(reset) : std::nullopt);
+}
+
 }  // namespace supra::kernels

@@ -1,6 +1,7 @@
 // The one entry point the model uses for SUPRA's decayed causal linear attention (see
 // kernels/reference/linear_attention.h for the math and conventions). Dispatches on device: the CPU path is the
-// differentiable chunked reference form; CUDA kernels plug in here.
+// differentiable chunked reference form; CUDA tensors go to the kernels of kernels/cuda (registered for the same
+// operators, see kernels/ops.cpp), with autograd through their backward kernels.
 #pragma once
 #include "kernels/reference/linear_attention.h"
 
@@ -18,5 +19,11 @@ std::tuple<torch::Tensor, torch::Tensor> linear_attention_step(const torch::Tens
                                                                const torch::Tensor& v, const torch::Tensor& state,
                                                                const torch::Tensor& log_gamma, double scale,
                                                                const torch::Tensor& reset = {});
+
+// The same step in place: updates `state` (fp32 [B, H, Dk, Dv]) and returns o [B, H, Dv]. On CUDA a fused kernel
+// with no allocation besides o and no host synchronisation (capturable in a CUDA graph; not differentiable).
+torch::Tensor linear_attention_step_(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     torch::Tensor& state, const torch::Tensor& log_gamma, double scale,
+                                     const torch::Tensor& reset = {});
 
 }  // namespace supra::kernels

@@ -1,6 +1,8 @@
 // Registers supra's linear-attention functions as LibTorch operators (namespace `supra`), so that C++ and
 // Python (torch.ops.load_library("libsupra_kernels.so"); torch.ops.supra.linear_attention(...)) call one op
 // and the dispatcher picks the implementation. The CPU forms are composite (autograd through their ATen ops).
+// linear_attention_step_ is the in-place decoding step (the state is updated, o returned; not differentiable on
+// CUDA), the op to use in a decode loop / CUDA graph.
 #include <torch/library.h>
 
 #include "kernels/reference/linear_attention.h"
@@ -47,6 +49,16 @@ std::tuple<torch::Tensor, torch::Tensor> step_op(const torch::Tensor& q, const t
   return reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : torch::Tensor());
 }
 
+// In-place decoding step: updates `state` and returns o. Composite (the reference step, then copy_) for every
+// device without its own kernel; CUDA registers the fused kernel (kernels/cuda/linear_attention_cuda.cpp).
+torch::Tensor step_inplace_op(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              torch::Tensor& state, const torch::Tensor& log_gamma, double scale,
+                              const std::optional<torch::Tensor>& reset) {
+  auto [o, next] = reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : torch::Tensor());
+  state.copy_(next);
+  return o;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(supra, m) {
@@ -58,6 +70,8 @@ TORCH_LIBRARY(supra, m) {
         "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
   m.def("linear_attention_step(Tensor q, Tensor k, Tensor v, Tensor state, Tensor log_gamma, float scale, "
         "Tensor? reset=None) -> (Tensor, Tensor)");
+  m.def("linear_attention_step_(Tensor q, Tensor k, Tensor v, Tensor(a!) state, Tensor log_gamma, float scale, "
+        "Tensor? reset=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
@@ -65,6 +79,11 @@ TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
   m.impl("linear_attention_naive", &naive_op);
   m.impl("linear_attention_recurrent", &recurrent_op);
   m.impl("linear_attention_step", &step_op);
+  m.impl("linear_attention_step_", &step_inplace_op);
 }
+// CUDA tensors: kernels/cuda/linear_attention_cuda.cpp (built when LibTorch has CUDA) registers the CUDA kernels for
+// linear_attention (CUDA and AutogradCUDA keys, the latter a torch::autograd::Function whose backward runs the
+// backward kernels) and for linear_attention_step_. Without those registrations CUDA tensors take the composite
+// reference forms above.
 
 }  // namespace supra::kernels

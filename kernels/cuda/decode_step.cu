@@ -1,0 +1,44 @@
+// Recurrent decode step: __global__ wrapper and launcher (algorithm in decode_step.cuh). No allocation and no
+// host synchronisation, so it can be captured in a CUDA graph.
+#include <cstdint>
+
+#include "kernels/cuda/decode_step.cuh"
+#include "kernels/cuda/linear_attention_kernels.h"
+
+namespace supra::cuda {
+namespace {
+
+using dev::bf16;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(decode::kThreads) decode_step_kernel(const DecodeArgs args) {
+  __shared__ __align__(16) float smem[decode::Smem<D>::kFloats];
+  decode::step<T, D>(args, smem, static_cast<int>(threadIdx.x), static_cast<int64_t>(blockIdx.x));
+}
+
+template <typename T, int D>
+cudaError_t launch_d(const DecodeArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.batch * a.heads * decode::kBlocksPerHead<D>));
+  decode_step_kernel<T, D><<<grid, decode::kThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_t(const DecodeArgs& a, cudaStream_t stream) {
+  return a.head_dim == 64 ? launch_d<T, 64>(a, stream) : launch_d<T, 128>(a, stream);
+}
+
+}  // namespace
+
+cudaError_t decode_step(const DecodeArgs& a, cudaStream_t stream) {
+  if (a.batch < 0 || a.heads < 1 || a.kv_heads < 1 || a.heads % a.kv_heads != 0) return cudaErrorInvalidValue;
+  if (!chunked_supports_head_dim(a.head_dim, a.head_dim)) return cudaErrorInvalidValue;
+  if (a.batch * a.heads * 4 > INT32_MAX) return cudaErrorInvalidValue;  // flattened grid.x
+  if (a.q == nullptr || a.k == nullptr || a.v == nullptr || a.o == nullptr || a.state == nullptr ||
+      a.log_gamma == nullptr || (reinterpret_cast<std::uintptr_t>(a.state) & 15u) != 0)
+    return cudaErrorInvalidValue;
+  if (a.batch == 0) return cudaSuccess;
+  return a.type == ElemType::kFloat32 ? launch_t<float>(a, stream) : launch_t<bf16>(a, stream);
+}
+
+}  // namespace supra::cuda

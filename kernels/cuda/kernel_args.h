@@ -1,0 +1,70 @@
+// Argument structs of supra's CUDA linear-attention kernels: plain C++ (no LibTorch, no CUDA headers), shared by
+// the launchers (linear_attention_kernels.h), the kernel bodies and the host emulator (emu/).
+//
+// The function (per batch row b and query head h, kv head h / (H / H_kv), decay γ_h = exp(log_gamma[h])):
+//     o_i = Σ_{j ≤ i, same document} γ_h^{i−j} (q_i · k_j) s v_j  +  γ_h^i q_i S0   (S0 only in the first document)
+// with the stored-state convention of kernels/reference/linear_attention.h:
+//     S_T = Σ_{j in the last document} γ^{T−j} s k_jᵀ v_j  +  γ^T S0   (S0 term only when the row has no reset).
+// Layouts: q, o, dq [B, T, H, D]; k, v [B, T, H_kv, D] (contiguous, 16-byte aligned); states [B, H, D, D] fp32;
+// resets [B, T] bool (1 byte) = document starts; log_gamma [H] fp32. D ∈ {64, 128}.
+#pragma once
+
+#include <cstdint>
+
+namespace supra::cuda {
+
+enum class ElemType { kFloat32, kBFloat16 };
+
+// Which chunked implementation: tensor cores (bf16 only; mma.sync m16n8k16, chunk 64) or the fp32 CUDA-core path
+// (any dtype, chunk 32; exact fp32 arithmetic — the fp32 path and a cross-check). kAuto: tensor cores for bf16.
+enum class Algo { kAuto, kSimt, kTensorCore };
+
+struct ChunkedArgs {
+  int64_t batch = 0, seq_len = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 1.f;
+  ElemType type = ElemType::kBFloat16;
+  Algo algo = Algo::kAuto;
+
+  // inputs
+  const void* q = nullptr;               // [B, T, H, D]
+  const void* k = nullptr;               // [B, T, H_kv, D]
+  const void* v = nullptr;               // [B, T, H_kv, D]
+  const float* log_gamma = nullptr;      // [H]
+  const uint8_t* resets = nullptr;       // [B, T] or null
+  const float* initial_state = nullptr;  // [B, H, D, D] or null (zeros)
+
+  // forward outputs
+  void* o = nullptr;               // [B, T, H, D]
+  float* final_state = nullptr;    // [B, H, D, D] or null
+
+  // backward
+  const void* d_o = nullptr;              // [B, T, H, D]
+  const float* d_final_state = nullptr;   // [B, H, D, D] or null (zeros)
+  void* dq = nullptr;                     // [B, T, H, D]
+  void* dk = nullptr;                     // see dkv_per_query_head
+  void* dv = nullptr;
+  // false: dk, dv are [B, T, H_kv, D] in the input dtype (requires H == H_kv).
+  // true:  dk, dv are fp32 [B, T, H, D], one slice per *query* head; the caller sums each group of H / H_kv
+  //        heads (GQA: deterministic, no atomics).
+  bool dkv_per_query_head = false;
+  float* d_initial_state = nullptr;       // [B, H, D, D] or null
+};
+
+// One recurrent decoding step for one token per sequence, updating the state in place:
+//     S' = (reset ? 0 : S) + s kᵀv;  o = q S';  S ← γ_h S'.
+struct DecodeArgs {
+  int64_t batch = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;  // D_k = D_v = head_dim ∈ {64, 128}
+  float scale = 1.f;
+  ElemType type = ElemType::kBFloat16;
+  const void* q = nullptr;          // [B, H, D]
+  const void* k = nullptr;          // [B, H_kv, D]
+  const void* v = nullptr;          // [B, H_kv, D]
+  void* o = nullptr;                // [B, H, D]
+  float* state = nullptr;           // [B, H, D, D] fp32, 16-byte aligned, updated in place
+  const float* log_gamma = nullptr; // [H]
+  const uint8_t* reset = nullptr;   // [B] or null
+};
+
+}  // namespace supra::cuda

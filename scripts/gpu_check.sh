@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One call on a GPU node: build supra against the node's CUDA PyTorch (scripts/gpu_test.sh), run the GPU tests, then
+# the whole suite, then the kernel benchmark (scripts/bench_kernels.py). Logs and the benchmark JSON go to
+# ${OUT:-gpu-results}/. Needs deps/ (scripts/gather_deps.sh) and, for the benchmark comparator, third_party/fla.
+# Test data: ../shared when present, else .gpu/shared (a copy of the shared models folder).
+# Usage: scripts/gpu_check.sh [tests|bench|quick|all]   (default all; quick = tests + primary bench shape)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+BUILD=${SUPRA_BUILD_DIR:-build-gpu}
+shared_dir="$PWD/../shared"
+[ -d "$shared_dir/models" ] || shared_dir="$PWD/.gpu/shared"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/device.txt"
+rc=0
+if [ "$what" != bench ]; then
+  export SUPRA_CMAKE_ARGS="-DSUPRA_SHARED_DIR=$shared_dir"
+  start=$(date +%s)
+  if ! scripts/gpu_test.sh --build-only > "$OUT/build.log" 2>&1; then
+    echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -40; tail -30 "$OUT/build.log"; exit 1
+  fi
+  echo "build: $(( $(date +%s) - start )) s"
+  ctest_excl=""
+  python3 -c "import pytest" 2>/dev/null || { ctest_excl="^py_"; echo "(pytest missing: python tests skipped)"; }
+  "$BUILD/tests/supra_tests" --gtest_filter='Cuda*' --gtest_color=no > "$OUT/gtest_cuda.log" 2>&1 || rc=1
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error|Expected|Which is|rel_rms|actual" "$OUT/gtest_cuda.log" | head -80
+  tail -3 "$OUT/gtest_cuda.log"
+  (cd "$BUILD" && ctest --output-on-failure -j 8 ${ctest_excl:+-E "$ctest_excl"} > "$OUT/ctest.log" 2>&1) || rc=1
+  grep -E "tests passed|FAILED|Failed|\*\*\*" "$OUT/ctest.log" | head -30
+  grep -A30 "crashed; backtrace" "$OUT/ctest.log" | head -40
+fi
+if [ "$what" != tests ]; then
+  mode=""; [ "$what" = quick ] && mode="--quick"
+  [ -n "${BENCH_TIME_LIMIT:-}" ] && mode="$mode --time-limit $BENCH_TIME_LIMIT"
+  python3 scripts/bench_kernels.py --lib "$BUILD/libsupra_kernels.so" --fla third_party --json "$OUT/bench_kernels.json" \
+    $mode > "$OUT/bench.log" 2> "$OUT/bench.err" || rc=1
+  cat "$OUT/bench.log"; tail -20 "$OUT/bench.err"
+fi
+exit $rc
