@@ -22,8 +22,7 @@ std::string human_bytes(double b) {
 void run_info(const std::string& path, int64_t context) {
   Checkpoint ck = read_checkpoint(path);
   const ModelConfig& c = ck.config;
-  CausalLM model(c);  // parameters are allocated but never initialised: only shapes are needed
-  const int64_t params = model->parameter_count();
+  const int64_t params = c.parameter_count();
   const double kv_per_token = 2.0 * c.num_hidden_layers * c.kv_dim();  // elements, one sequence
   std::cout << "model:             " << path << " (" << ck.format << ")\n"
             << "architecture:      " << c.architecture << " (" << c.model_type << ")\n"
@@ -34,15 +33,27 @@ void run_info(const std::string& path, int64_t context) {
             << "head dim:          " << c.head_dim << "\n"
             << "intermediate size: " << c.intermediate_size << "\n"
             << "vocab size:        " << c.vocab_size << "\n"
-            << "rope theta:        " << c.rope_theta << "\n"
+            << "rope theta:        " << c.rope_theta << " (scaling: "
+            << (c.rope_scaling.kind == RopeScaling::Kind::kDefault  ? "none"
+                : c.rope_scaling.kind == RopeScaling::Kind::kLinear ? "linear"
+                                                                     : "llama3")
+            << ")\n"
             << "tied embeddings:   " << (c.tie_word_embeddings ? "yes" : "no") << "\n";
   if (c.sliding_window) std::cout << "sliding window:    " << *c.sliding_window << "\n";
   std::cout << "parameters:        " << params << " (" << params / 1e6 << " M)\n"
             << "stored dtype:      " << ck.stored_dtype << "\n"
             << "weights in memory: " << human_bytes(params * 4.0) << " (f32), " << human_bytes(params * 2.0)
             << " (bf16)\n"
-            << "KV cache (bf16):   " << human_bytes(kv_per_token * 2) << " per token per sequence, "
-            << human_bytes(kv_per_token * 2 * context) << " at " << context << " tokens\n";
+            ;
+  if (c.supra) {
+    const double state = 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * c.head_dim;
+    std::cout << "attention:         SUPRA linear attention (decay " << to_string(c.supra->decay) << ", chunk "
+              << c.supra->chunk_size << (c.supra->qk_norm ? ", qk-norm" : "") << ")\n"
+              << "recurrent state:   " << human_bytes(state) << " per sequence (fp32), independent of length\n";
+  } else {
+    std::cout << "KV cache (bf16):   " << human_bytes(kv_per_token * 2) << " per token per sequence, "
+              << human_bytes(kv_per_token * 2 * context) << " at " << context << " tokens\n";
+  }
 }
 
 }  // namespace

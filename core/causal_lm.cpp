@@ -41,8 +41,8 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
 
 DecoderLayer CausalLMImpl::layer(int64_t i) const { return DecoderLayer(model->layers->ptr<DecoderLayerImpl>(i)); }
 
-torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                          const torch::Tensor& position_ids, const torch::Tensor& resets) {
+AttentionContext CausalLMImpl::make_context(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                            const torch::Tensor& position_ids, const torch::Tensor& resets) const {
   TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got ", input_ids.sizes());
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   auto positions = position_ids.defined()
@@ -50,12 +50,25 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
                        : torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()))
                              .unsqueeze(0)
                              .expand({B, T});
-  AttentionContext ctx{rope_tables(inv_freq_, positions),
-                       attention_mask.defined() ? attention_mask.to(torch::kBool) : torch::Tensor(),
-                       resets.defined() ? resets.to(torch::kBool) : torch::Tensor()};
+  return AttentionContext{rope_tables(inv_freq_, positions),
+                          attention_mask.defined() ? attention_mask.to(torch::kBool) : torch::Tensor(),
+                          resets.defined() ? resets.to(torch::kBool) : torch::Tensor()};
+}
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                          const torch::Tensor& position_ids, const torch::Tensor& resets) {
+  auto ctx = make_context(input_ids, attention_mask, position_ids, resets);
   auto h = model->embed_tokens(input_ids);
   for (size_t i = 0; i < model->layers->size(); ++i) h = layer(static_cast<int64_t>(i))->forward(h, ctx);
   return model->norm(h);
+}
+
+torch::Tensor CausalLMImpl::forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets,
+                                         const BlockRunner& run_block) {
+  auto ctx = make_context(input_ids, {}, {}, resets);
+  auto h = model->embed_tokens(input_ids);
+  for (size_t i = 0; i < model->layers->size(); ++i) h = run_block(layer(static_cast<int64_t>(i)), h, ctx);
+  return torch::linear(model->norm(h), lm_head_weight());
 }
 
 torch::Tensor CausalLMImpl::lm_head_weight() const {

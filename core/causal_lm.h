@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,9 @@ class CausalLMImpl : public torch::nn::Module {
   // Logits [B, T, vocab] in the model's dtype.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         const torch::Tensor& position_ids = {}, const torch::Tensor& resets = {});
+  // The forward with each block run through `run_block(layer, h, ctx)` (e.g. activation checkpointing).
+  using BlockRunner = std::function<torch::Tensor(DecoderLayer, const torch::Tensor&, const AttentionContext&)>;
+  torch::Tensor forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets, const BlockRunner& run_block);
   torch::Tensor lm_head_weight() const;  // the tied embedding or lm_head.weight
   DecoderLayer layer(int64_t i) const;
 
@@ -62,6 +66,8 @@ class CausalLMImpl : public torch::nn::Module {
   Dense lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
+  AttentionContext make_context(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                const torch::Tensor& position_ids, const torch::Tensor& resets) const;
   ModelConfig config_;
   torch::Tensor inv_freq_;  // fp32 [head_dim/2], not a parameter
 };

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "core/safetensors.h"
 
 namespace supra {
@@ -151,7 +152,7 @@ void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& com
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec)) throw Error(out.string(), "parent folder does not exist");
   const fs::path tmp = parent / (out.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp, ec);
+  remove_tree(tmp);
   fs::create_directory(tmp, ec);
   if (ec) throw Error(tmp.string(), "cannot create folder: " + ec.message());
   try {
@@ -176,7 +177,7 @@ void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& com
     fs::rename(tmp, out, ec);
     if (ec) throw Error(out.string(), "cannot move finished folder into place: " + ec.message());
   } catch (...) {
-    fs::remove_all(tmp, ec);
+    remove_tree(tmp);
     throw;
   }
 }

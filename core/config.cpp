@@ -199,6 +199,20 @@ void ModelConfig::validate(const std::string& source) const {
   for (int64_t e : eos_token_ids) check_id(e, "eos_token_id");
 }
 
+int64_t ModelConfig::parameter_count() const {
+  const int64_t attention = hidden_size * q_dim() + 2 * hidden_size * kv_dim() + q_dim() * hidden_size;
+  int64_t feature_maps = 0;
+  if (supra) {
+    feature_maps = q_dim() * q_dim() + q_dim();
+    if (supra->separate_key_map(num_attention_heads, num_key_value_heads)) feature_maps += kv_dim() * kv_dim() + kv_dim();
+  }
+  const int64_t mlp = 3 * hidden_size * intermediate_size;
+  const int64_t norms = 2 * hidden_size;
+  const int64_t per_layer = attention + feature_maps + mlp + norms;
+  const int64_t embeddings = vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2);
+  return embeddings + num_hidden_layers * per_layer + hidden_size;
+}
+
 nlohmann::json ModelConfig::to_json() const {
   json j;
   j["architectures"] = {architecture};

@@ -56,6 +56,8 @@ struct ModelConfig {
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   int64_t gqa_groups() const { return num_attention_heads / num_key_value_heads; }
+  // Parameters of the model this config describes (SUPRA feature maps included), without building it.
+  int64_t parameter_count() const;
 
   // Parses and validates; `source` names the file in error messages. Throws supra::Error.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);

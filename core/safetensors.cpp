@@ -5,6 +5,7 @@
 #include "core/safetensors.h"
 
 #include "core/error.h"
+#include "core/fs_util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -212,10 +213,10 @@ std::string shard_name(size_t i, size_t n) {
 void remove_stale(const std::filesystem::path& dir, const std::set<std::string>& keep) {
   static const std::regex shard_re(R"(model-\d{5}-of-\d{5}\.safetensors)");
   std::error_code ec;
-  for (const auto& de : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = de.path().filename().string();
+  for (const auto& path : list_directory(dir)) {
+    const std::string name = path.filename().string();
     const bool ours = name == kSingleName || name == kIndexName || std::regex_match(name, shard_re);
-    if (ours && !keep.count(name)) std::filesystem::remove(de.path(), ec);
+    if (ours && !keep.count(name)) std::filesystem::remove(path, ec);
   }
 }
 

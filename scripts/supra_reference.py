@@ -36,7 +36,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -95,7 +95,6 @@ class SupraModel:
     log_gamma: torch.Tensor  # [H] float64, recomputed from the method doc
     inv_freq: torch.Tensor  # [d/2] float64
     tie: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_tensors(path: str) -> dict[str, torch.Tensor]:
@@ -209,14 +208,21 @@ def _layer_norm_no_affine(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (x - mean) / torch.sqrt(var + eps)
 
 
+def _linear(t: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
+    """x W^T (+ b) with the tensors `name`.weight [out, in] and optional `name`.bias."""
+    y = x @ t[name + ".weight"].T
+    b = t.get(name + ".bias")
+    return y + b if b is not None else y
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
 def decay_mask(log_gamma: torch.Tensor, T: int) -> torch.Tensor:
-    """M [H, T, T]: gamma_h^(i-j) for i >= j, else 0 (float64)."""
-    i = torch.arange(T, dtype=F64)
+    """M [H, T, T]: gamma_h^(i-j) for i >= j, else 0 (in log_gamma's dtype)."""
+    i = torch.arange(T, dtype=log_gamma.dtype)
     diff = i[:, None] - i[None, :]  # i - j
     causal = diff >= 0
     expo = torch.where(causal, diff, torch.zeros_like(diff))
@@ -224,17 +230,15 @@ def decay_mask(log_gamma: torch.Tensor, T: int) -> torch.Tensor:
     return torch.where(causal[None], m, torch.zeros_like(m))
 
 
-def supra_attention(m: SupraModel, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """x [T, D] (already RMS-normalised) -> attention output [T, D], float64, naive O(T^2) form."""
-    t = m.tensors
+def supra_attention(m: SupraModel, layer: int, x: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """x [T, D] (already RMS-normalised) -> attention output [T, D] in x's dtype, naive O(T^2) form.
+    `t`: the model's tensors in x's dtype."""
     p = f"model.layers.{layer}.self_attn."
     H, Hkv, d = m.num_heads, m.num_kv_heads, m.head_dim
     T = x.shape[0]
 
     def lin(name: str, inp: torch.Tensor) -> torch.Tensor:
-        y = inp @ t[p + name + ".weight"].T
-        b = t.get(p + name + ".bias")
-        return y + b if b is not None else y
+        return _linear(t, p + name, inp)
 
     q0, k0, v = lin("q_proj", x), lin("k_proj", x), lin("v_proj", x)  # [T, H*d], [T, Hkv*d], [T, Hkv*d]
     if m.qk_norm:
@@ -250,8 +254,8 @@ def supra_attention(m: SupraModel, layer: int, x: torch.Tensor) -> torch.Tensor:
     k = k.repeat_interleave(r, dim=0)  # kv head j -> query heads j*r .. j*r+r-1
     v = v.repeat_interleave(r, dim=0)
 
-    pos = torch.arange(T, dtype=F64)
-    freqs = pos[:, None] * m.inv_freq[None, :]  # [T, d/2]
+    pos = torch.arange(T, dtype=x.dtype)
+    freqs = pos[:, None] * m.inv_freq.to(x.dtype)[None, :]  # [T, d/2]
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
     q = q * cos + _rotate_half(q) * sin
@@ -259,7 +263,7 @@ def supra_attention(m: SupraModel, layer: int, x: torch.Tensor) -> torch.Tensor:
 
     s = 1.0 / math.sqrt(d)
     scores = (q @ k.transpose(-1, -2)) * s  # [H, T, T]
-    o = (scores * decay_mask(m.log_gamma, T)) @ v  # [H, T, d]
+    o = (scores * decay_mask(m.log_gamma.to(x.dtype), T)) @ v  # [H, T, d]
 
     # GroupNorm(H groups over H*d channels, no affine) == per (token, head) normalisation over d (biased var).
     o = _layer_norm_no_affine(o, 1e-5)
@@ -267,32 +271,35 @@ def supra_attention(m: SupraModel, layer: int, x: torch.Tensor) -> torch.Tensor:
     return lin("o_proj", o)
 
 
-def _mlp(m: SupraModel, layer: int, x: torch.Tensor) -> torch.Tensor:
-    t = m.tensors
+def _mlp(layer: int, x: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
     p = f"model.layers.{layer}.mlp."
-    gate = x @ t[p + "gate_proj.weight"].T
-    up = x @ t[p + "up_proj.weight"].T
-    return (torch.nn.functional.silu(gate) * up) @ t[p + "down_proj.weight"].T
+
+    def lin(name: str, inp: torch.Tensor) -> torch.Tensor:
+        return _linear(t, p + name, inp)
+
+    return lin("down_proj", torch.nn.functional.silu(lin("gate_proj", x)) * lin("up_proj", x))
 
 
 @torch.no_grad()
-def forward(m: SupraModel, token_ids: Sequence[int]) -> torch.Tensor:
-    t = m.tensors
+def forward(m: SupraModel, token_ids: Sequence[int], dtype: torch.dtype = F64) -> torch.Tensor:
+    """Logits [T, vocab] in `dtype` (float64 by default; float32 only to measure fp32 rounding effects)."""
+    t = m.tensors if dtype == F64 else {k: v.to(dtype) for k, v in m.tensors.items()}
     ids = torch.tensor(list(token_ids), dtype=torch.long)
     x = t["model.embed_tokens.weight"][ids]
     for layer in range(m.num_layers):
         p = f"model.layers.{layer}."
-        x = x + supra_attention(m, layer, _rms_norm(x, t[p + "input_layernorm.weight"], m.eps))
-        x = x + _mlp(m, layer, _rms_norm(x, t[p + "post_attention_layernorm.weight"], m.eps))
+        x = x + supra_attention(m, layer, _rms_norm(x, t[p + "input_layernorm.weight"], m.eps), t)
+        x = x + _mlp(layer, _rms_norm(x, t[p + "post_attention_layernorm.weight"], m.eps), t)
     x = _rms_norm(x, t["model.norm.weight"], m.eps)
     head = t["model.embed_tokens.weight"] if m.tie else t["lm_head.weight"]
     return x @ head.T
 
 
-def supra_logits(model: str | SupraModel, token_ids: Sequence[int]) -> torch.Tensor:
-    """Logits [T, vocab] float64 of the converted SUPRA model at `model` (a folder or a loaded SupraModel)."""
+def supra_logits(model: str | SupraModel, token_ids: Sequence[int], dtype: torch.dtype = F64) -> torch.Tensor:
+    """Logits [T, vocab] (float64 by default) of the converted SUPRA model at `model` (a folder or a loaded
+    SupraModel)."""
     m = model if isinstance(model, SupraModel) else load_supra(str(model))
-    return forward(m, token_ids)
+    return forward(m, token_ids, dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -145,3 +145,21 @@ TEST(Config, MissingOrBrokenFile) {
   }
   std::filesystem::remove(path);
 }
+
+TEST(Config, ParameterCountOfSevenBillionModels) {
+  // Mistral-7B: 7,241,732,096 parameters; SUPRA adds 4096²+4096 + 1024²+1024 per layer (570.6M in all).
+  auto m = ModelConfig::from_json(
+      json{{"architectures", {"MistralForCausalLM"}}, {"model_type", "mistral"}, {"vocab_size", 32000},
+           {"hidden_size", 4096}, {"intermediate_size", 14336}, {"num_hidden_layers", 32},
+           {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"sliding_window", 4096}},
+      "mistral-7b");
+  EXPECT_EQ(m.parameter_count(), 7241732096);
+  m.supra = supra::SupraSettings{};
+  EXPECT_EQ(m.parameter_count() - 7241732096, 570589184);
+  // Llama-2-7B (MHA, shared feature map): 6,738,415,616 parameters.
+  auto l = ModelConfig::from_json(json{{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", 32000},
+                                       {"hidden_size", 4096}, {"intermediate_size", 11008},
+                                       {"num_hidden_layers", 32}, {"num_attention_heads", 32}},
+                                  "llama-2-7b");
+  EXPECT_EQ(l.parameter_count(), 6738415616);
+}

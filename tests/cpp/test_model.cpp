@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/fs_util.h"
 #include "core/attention.h"
 #include "core/checkpoint_io.h"
 #include "core/error.h"
@@ -179,5 +180,16 @@ TEST(Checkpoint, MissingPathsAreClearErrors) {
   } catch (const supra::Error& e) {
     EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos);
   }
-  fs::remove_all(dir);
+  supra::remove_tree(dir);
+}
+
+TEST(CausalLM, AnalyticParameterCountMatchesModules) {
+  for (bool tied : {false, true})
+    for (int64_t kv : {1, 2, 4}) {
+      auto c = tiny_config(4, kv);
+      c.tie_word_embeddings = tied;
+      EXPECT_EQ(supra::CausalLM(c)->parameter_count(), c.parameter_count());
+      c.supra = supra::SupraSettings{};
+      EXPECT_EQ(supra::CausalLM(c)->parameter_count(), c.parameter_count());
+    }
 }

@@ -1,5 +1,6 @@
 // Tests for core/safetensors: bit-exact round trips, sharded checkpoint folders, atomic saves, and rejection of
 // malformed files (each built from raw bytes) with a supra::Error naming the file and the problem.
+#include "core/fs_util.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 
@@ -37,7 +38,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    supra::remove_tree(path_);
   }
   const fs::path& path() const { return path_; }
   fs::path operator/(const std::string& name) const { return path_ / name; }
@@ -221,9 +222,9 @@ TEST(SafetensorsSave, UnsupportedDtypeLeavesExistingFileIntact) {
   EXPECT_EQ(read_bytes(p), before);
   // No temporary file is left behind.
   size_t files = 0;
-  for (const auto& de : fs::directory_iterator(dir.path())) {
+  for (const auto& path : supra::list_directory(dir.path())) {
     ++files;
-    EXPECT_EQ(de.path().filename().string(), "m.safetensors");
+    EXPECT_EQ(path.filename().string(), "m.safetensors");
   }
   EXPECT_EQ(files, 1u);
   SafetensorsFile f(p);
@@ -255,8 +256,8 @@ TEST(SafetensorsSave, WriteFailureRemovesTmpAndKeepsOldFile) {
   EXPECT_NE(message.find("write to"), std::string::npos) << "expected a write error, got: '" << message << "'";
   EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;
   EXPECT_EQ(read_bytes(p), before);
-  for (const auto& de : fs::directory_iterator(dir.path()))
-    EXPECT_EQ(de.path().filename().string(), "m.safetensors");
+  for (const auto& path : supra::list_directory(dir.path()))
+    EXPECT_EQ(path.filename().string(), "m.safetensors");
 }
 
 TEST(SafetensorsSave, RejectsDuplicateAndReservedNames) {
