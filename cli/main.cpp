@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   supra::cli::add_info(app);
   supra::cli::add_logits(app);
   supra::cli::add_convert(app);
+  supra::cli::add_data(app);
+  supra::cli::add_train(app);
 
   // Logs go to stderr so that stdout stays machine-readable.
   spdlog::set_default_logger(spdlog::stderr_color_mt("supra"));

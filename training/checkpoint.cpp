@@ -1,0 +1,162 @@
+#include "training/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "core/safetensors.h"
+
+namespace supra::training {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kComplete = "COMPLETE";  // written last inside a checkpoint folder
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> rng_states() {
+  std::vector<std::pair<std::string, torch::Tensor>> out = {
+      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (torch::cuda::is_available())
+    for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d)
+      out.emplace_back("cuda" + std::to_string(d),
+                       at::globalContext().defaultGenerator(at::Device(at::kCUDA, d)).get_state());
+  return out;
+}
+
+}  // namespace
+
+CheckpointManager::CheckpointManager(fs::path run_dir, int64_t keep_last)
+    : run_dir_(std::move(run_dir)), keep_last_(keep_last) {}
+
+std::optional<fs::path> CheckpointManager::latest() const {
+  std::error_code ec;
+  const fs::path pointer = dir() / "latest";
+  if (!fs::exists(pointer, ec)) return std::nullopt;
+  std::string name = read_file(pointer);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path folder = dir() / name;
+  if (name.empty() || name.find('/') != std::string::npos || !fs::exists(folder / kComplete, ec))
+    throw Error(pointer.string(), "points to '" + name + "', which is not a complete checkpoint");
+  return folder;
+}
+
+void CheckpointManager::remove_partial() const {
+  std::error_code ec;
+  if (!fs::is_directory(dir(), ec)) return;
+  for (const auto& e : list_directory(dir()))
+    if (e.filename().string().find(".tmp") != std::string::npos) remove_tree(e);
+}
+
+fs::path CheckpointManager::save(CausalLM& model, torch::optim::Optimizer& optimizer, const TrainState& state,
+                                 const std::string& resolved_config_toml) {
+  std::error_code ec;
+  fs::create_directories(dir(), ec);
+  if (ec) throw Error(dir().string(), "cannot create checkpoint folder: " + ec.message());
+  const std::string name = step_name(state.step);
+  const fs::path final_dir = dir() / name;
+  const fs::path tmp = dir() / (name + ".tmp-" + std::to_string(::getpid()));
+  remove_tree(tmp);
+  fs::create_directory(tmp, ec);
+  if (ec) throw Error(tmp.string(), "cannot create: " + ec.message());
+  try {
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value().detach());
+    save_safetensors_dir(tmp, params, 5ull << 30, {{"format", "pt"}});
+    ModelConfig config = model->config();
+    config.torch_dtype = "float32";
+    write_file_atomic(tmp / "config.json", config.to_json().dump(2) + "\n");
+    try {
+      torch::save(optimizer, (tmp / "optimizer.pt").string());
+    } catch (const c10::Error& e) {
+      throw Error((tmp / "optimizer.pt").string(), std::string("cannot write optimizer state: ") +
+                                                       e.what_without_backtrace());
+    }
+    fsync_path(tmp / "optimizer.pt");
+    save_safetensors(tmp / "rng.safetensors", rng_states());
+    nlohmann::json js = {{"step", state.step},
+                         {"tokens_seen", state.tokens_seen},
+                         {"nonfinite_streak", state.nonfinite_streak},
+                         {"loader", state.loader.to_json()},
+                         {"config", state.config.to_json()}};
+    write_file_atomic(tmp / "trainer_state.json", js.dump(2) + "\n");
+    write_file_atomic(tmp / "train_config.toml", resolved_config_toml);
+    write_file_atomic(tmp / kComplete, name + "\n");
+    fsync_path(tmp);
+    if (fs::exists(final_dir, ec)) remove_tree(final_dir);  // a stale copy of this very step
+    fs::rename(tmp, final_dir, ec);
+    if (ec) throw Error(final_dir.string(), "cannot rename finished checkpoint: " + ec.message());
+    fsync_path(dir());
+    write_file_atomic(dir() / "latest", name + "\n");
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  // Keep the newest keep_last complete checkpoints (names sort by step).
+  std::vector<fs::path> done;
+  for (const auto& e : list_directory(dir()))
+    if (fs::is_directory(e, ec) && e.filename().string().rfind("step_", 0) == 0 &&
+        e.filename().string().find(".tmp") == std::string::npos)
+      done.push_back(e);
+  std::sort(done.begin(), done.end());
+  for (size_t i = 0; i + keep_last_ < done.size(); ++i)
+    if (done[i] != final_dir) remove_tree(done[i]);
+  return final_dir;
+}
+
+TrainState CheckpointManager::load(const fs::path& folder, CausalLM& model, torch::optim::Optimizer& optimizer) const {
+  TrainState st;
+  const fs::path state_file = folder / "trainer_state.json";
+  nlohmann::json js;
+  try {
+    js = nlohmann::json::parse(read_file(state_file));
+    st.step = js.at("step").get<int64_t>();
+    st.tokens_seen = js.at("tokens_seen").get<uint64_t>();
+    st.nonfinite_streak = js.value("nonfinite_streak", int64_t{0});
+    st.loader = data::LoaderState::from_json(js.at("loader"), state_file.string());
+    st.config = TrainConfig::from_json(js.at("config"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(state_file.string(), std::string("malformed trainer state: ") + e.what());
+  }
+  torch::NoGradGuard no_grad;
+  auto tensors = load_safetensors_dir(folder);
+  for (auto& p : model->named_parameters()) {
+    auto it = tensors.find(p.key());
+    if (it == tensors.end()) throw Error(folder.string(), "checkpoint lacks parameter '" + p.key() + "'");
+    if (it->second.sizes() != p.value().sizes())
+      throw Error(folder.string(), "parameter '" + p.key() + "' has another shape than the model's");
+    p.value().copy_(it->second);
+  }
+  try {
+    torch::load(optimizer, (folder / "optimizer.pt").string());
+  } catch (const c10::Error& e) {
+    throw Error((folder / "optimizer.pt").string(), std::string("cannot read optimizer state: ") +
+                                                        e.what_without_backtrace());
+  }
+  SafetensorsFile rng(folder / "rng.safetensors");
+  {
+    at::Generator cpu_gen = at::detail::getDefaultCPUGenerator();  // a handle on the global generator
+    std::lock_guard<std::mutex> lock(cpu_gen.mutex());
+    cpu_gen.set_state(rng.get("cpu"));
+  }
+  if (torch::cuda::is_available()) {
+    for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+      if (!rng.contains("cuda" + std::to_string(d))) continue;
+      at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, d));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng.get("cuda" + std::to_string(d)));
+    }
+  }
+  return st;
+}
+
+}  // namespace supra::training

@@ -1,0 +1,266 @@
+#include "training/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "core/checkpoint_io.h"
+#include "core/convert.h"
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "training/activation_checkpoint.h"
+#include "training/loss.h"
+#include "training/metrics.h"
+#include "training/schedule.h"
+#include "training/signals.h"
+
+namespace supra::training {
+namespace fs = std::filesystem;
+
+namespace {
+
+// AdamW groups as in the reference: no weight decay on norms, biases and embeddings.
+std::vector<torch::optim::OptimizerParamGroup> param_groups(CausalLM& model, const TrainConfig& c) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model->named_parameters()) {
+    const std::string& n = p.key();
+    const bool exempt = p.value().dim() < 2 || n.find("norm") != std::string::npos ||
+                        n.find("bias") != std::string::npos || n.find("embed") != std::string::npos;
+    (exempt ? no_decay : decay).push_back(p.value());
+  }
+  auto opts = [&](double wd) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(c.lr);
+    o->betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(wd);
+    return o;
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, opts(c.weight_decay));
+  groups.emplace_back(no_decay, opts(0.0));
+  return groups;
+}
+
+bool is_finite(double x) { return std::isfinite(x); }
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config, std::string resolved_config_toml)
+    : cfg_(std::move(config)), resolved_toml_(std::move(resolved_config_toml)) {}
+
+void Trainer::setup() {
+  cfg_.validate();
+  if (cfg_.num_threads > 0) torch::set_num_threads(cfg_.num_threads);
+  torch::manual_seed(cfg_.seed);
+  if (cfg_.device == "cuda" && !torch::cuda::is_available())
+    throw Error("config", "train.device = cuda, but no CUDA device is available");
+  device_ = (cfg_.device == "cuda" || (cfg_.device == "auto" && torch::cuda::is_available())) ? torch::Device(torch::kCUDA)
+                                                                                                : torch::Device(torch::kCPU);
+  bf16_autocast_ = cfg_.precision == "bf16" || (cfg_.precision == "auto" && device_.is_cuda());
+
+  // Model: a supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
+  Checkpoint ck = read_checkpoint(cfg_.model_path);
+  model_ = build_model(ck, cfg_.model_path, torch::kFloat, torch::kCPU);
+  if (!ck.config.supra) {
+    SupraSettings s;
+    s.decay = parse_decay(cfg_.decay);
+    s.chunk_size = cfg_.chunk_size;
+    s.qk_norm = cfg_.qk_norm;
+    convert_to_supra(model_, s, cfg_.feature_map_seed);
+    spdlog::info("converted {} to SUPRA on the fly (decay {}, feature-map seed {})", cfg_.model_path, cfg_.decay,
+                 cfg_.feature_map_seed);
+  }
+  model_->to(device_);
+  model_->train();
+
+  // Data: checked against the model before any step.
+  tokens_ = std::make_shared<data::ShardedTokens>(cfg_.data_dir);
+  data::check_compatible(tokens_->manifest(), model_->config(), cfg_.model_path,
+                         fs::is_directory(cfg_.model_path) ? fs::path(cfg_.model_path) : fs::path());
+  data::LoaderOptions lo;
+  lo.seq_len = cfg_.seq_len;
+  lo.global_batch = cfg_.global_batch;
+  lo.seed = cfg_.data_seed;
+  lo.eval_samples = cfg_.eval_samples;
+  lo.eval_fraction = cfg_.eval_fraction;
+  loader_ = std::make_unique<data::TokenLoader>(tokens_, lo);
+
+  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups(model_, cfg_));
+
+  // Run folder and resume.
+  std::error_code ec;
+  fs::create_directories(cfg_.out_dir, ec);
+  if (ec) throw Error(cfg_.out_dir, "cannot create run folder: " + ec.message());
+  checkpoints_ = std::make_unique<CheckpointManager>(cfg_.out_dir, cfg_.keep_last);
+  checkpoints_->remove_partial();
+  auto latest = checkpoints_->latest();
+  state_ = TrainState{};
+  state_.config = cfg_;
+  if (latest && cfg_.resume == "none")
+    throw Error(cfg_.out_dir, "already holds checkpoints; resume with --run.resume auto or choose another run.out_dir");
+  if (latest) {
+    nlohmann::json saved = nlohmann::json::parse(read_file(*latest / "trainer_state.json"));
+    const std::string why = cfg_.resume_incompatibility(TrainConfig::from_json(saved.at("config")));
+    if (!why.empty()) throw Error((*latest).string(), "cannot resume with this config: " + why);
+    state_ = checkpoints_->load(*latest, model_, *optimizer_);
+    state_.config = cfg_;
+    loader_->restore(state_.loader);
+    resumed_ = true;
+    spdlog::info("resumed from {} at step {}", latest->string(), state_.step);
+  }
+  write_file_atomic(fs::path(cfg_.out_dir) / "train_config.toml", resolved_toml_);
+  spdlog::info("model {} ({} parameters) on {}{}; data {} ({} tokens, {} train / {} held-out samples of {}+1)",
+               cfg_.model_path, model_->parameter_count(), device_.str(), bf16_autocast_ ? " with bf16 autocast" : "",
+               cfg_.data_dir, tokens_->num_tokens(), loader_->num_train_samples(), loader_->num_eval_samples(),
+               cfg_.seq_len);
+}
+
+torch::Tensor Trainer::forward(const torch::Tensor& inputs, const torch::Tensor& resets) {
+  if (bf16_autocast_) {
+    at::autocast::set_autocast_enabled(device_.type(), true);
+    at::autocast::set_autocast_dtype(device_.type(), at::kBFloat16);
+  }
+  torch::Tensor logits = cfg_.activation_checkpointing ? forward_checkpointed(model_, inputs, resets)
+                                                       : model_->forward(inputs, {}, {}, resets);
+  if (bf16_autocast_) {
+    at::autocast::set_autocast_enabled(device_.type(), false);
+    at::autocast::clear_cache();
+  }
+  return logits;
+}
+
+double Trainer::evaluate() {
+  const uint64_t steps = std::min<uint64_t>(loader_->eval_steps(), static_cast<uint64_t>(cfg_.eval_batches));
+  if (steps == 0) return std::nan("");
+  torch::NoGradGuard no_grad;
+  double sum = 0, count = 0;
+  for (uint64_t s = 0; s < steps; ++s) {
+    auto batch = loader_->eval_batch(s);
+    if (batch.tokens.size(0) == 0) continue;
+    for (int64_t r0 = 0; r0 < batch.tokens.size(0); r0 += cfg_.micro_batch) {
+      const int64_t rows = std::min<int64_t>(cfg_.micro_batch, batch.tokens.size(0) - r0);
+      auto tok = batch.tokens.narrow(0, r0, rows).to(device_);
+      auto resets = batch.doc_start.narrow(0, r0, rows).to(device_);
+      const int64_t T = cfg_.seq_len;
+      auto logits = forward(tok.narrow(1, 0, T), resets);
+      auto parts = lm_loss(logits, tok.narrow(1, 1, T), 0.0);
+      sum += parts.ce.item<double>() * rows * T;
+      count += rows * T;
+    }
+  }
+  return count > 0 ? sum / count : std::nan("");
+}
+
+TrainResult Trainer::run() {
+  setup();
+  install_stop_handlers();
+  const fs::path run_dir = cfg_.out_dir;
+  MetricsLog metrics(run_dir / "metrics.jsonl", resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
+  Schedule schedule{cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
+  const int64_t T = cfg_.seq_len;
+  const int64_t micro_steps = cfg_.global_batch / cfg_.micro_batch;
+  const bool tty = ::isatty(STDERR_FILENO);
+  TrainResult result;
+
+  auto run_eval = [&] {
+    const double ce = evaluate();
+    if (std::isnan(ce)) return;
+    spdlog::info("eval at step {}: loss {:.4f}, ppl {:.3f}", state_.step, ce, std::exp(ce));
+    metrics.write({{"step", state_.step}, {"eval_loss", ce}, {"eval_ppl", std::exp(ce)}, {"tokens", state_.tokens_seen}});
+  };
+  auto save = [&] {
+    state_.loader = loader_->state();
+    result.last_checkpoint = checkpoints_->save(model_, *optimizer_, state_, resolved_toml_);
+    spdlog::info("checkpoint {}", result.last_checkpoint.string());
+  };
+
+  if (state_.step == 0 && cfg_.eval_batches > 0) run_eval();  // the converted-at-step-0 value
+  auto t_start = std::chrono::steady_clock::now();
+  const int64_t first_step = state_.step;
+  torch::Tensor tokens_buf, starts_buf;
+  while (state_.step < cfg_.steps) {
+    const double lr = schedule.at(state_.step);
+    for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    auto batch = loader_->next_batch();
+    optimizer_->zero_grad();
+    double loss_sum = 0, ce_sum = 0;
+    for (int64_t m = 0; m < micro_steps; ++m) {
+      auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+      auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+      auto logits = forward(tok.narrow(1, 0, T), resets);
+      auto parts = lm_loss(logits, tok.narrow(1, 1, T), cfg_.z_loss);
+      auto loss = parts.total / static_cast<double>(micro_steps);
+      if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
+      loss.backward();
+      loss_sum += loss.item<double>();
+      ce_sum += parts.ce.item<double>() / micro_steps;
+    }
+    std::vector<torch::Tensor> params = model_->parameters();
+    double grad_norm = cfg_.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, cfg_.grad_clip)
+                                          : torch::nn::utils::clip_grad_norm_(params, 1e300);
+    const bool skip = !is_finite(loss_sum) || !is_finite(grad_norm);
+    if (skip) {
+      optimizer_->zero_grad();
+      ++state_.nonfinite_streak;
+      spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
+                   state_.step, loss_sum, grad_norm, state_.nonfinite_streak);
+      if (state_.nonfinite_streak >= cfg_.max_nonfinite)
+        throw Error(cfg_.out_dir, std::to_string(state_.nonfinite_streak) +
+                                      " consecutive non-finite steps; stopping (the last checkpoint is untouched)");
+    } else {
+      optimizer_->step();
+      state_.nonfinite_streak = 0;
+    }
+    ++state_.step;
+    state_.tokens_seen += static_cast<uint64_t>(cfg_.global_batch * T);
+    result.last_loss = loss_sum;
+    if (on_step) on_step(state_.step, loss_sum);
+
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    StepStats st;
+    st.step = state_.step;
+    st.total_steps = cfg_.steps;
+    st.loss = loss_sum;
+    st.ce = ce_sum;
+    st.lr = lr;
+    st.grad_norm = grad_norm;
+    st.skipped = skip;
+    st.tokens_per_s = (state_.step - first_step) * cfg_.global_batch * T / std::max(elapsed, 1e-9);
+    st.eta_s = (cfg_.steps - state_.step) * elapsed / std::max<int64_t>(1, state_.step - first_step);
+    if (device_.is_cuda()) {
+      // 6·N FLOPs per token (forward + backward) against H100 dense bf16 peak.
+      st.mfu = 6.0 * model_->parameter_count() * st.tokens_per_s / 989e12;
+    }
+    metrics.write({{"step", state_.step},         {"loss", loss_sum},        {"ce", ce_sum},
+                   {"ppl", std::exp(ce_sum)},      {"lr", lr},                {"grad_norm", grad_norm},
+                   {"tokens", state_.tokens_seen}, {"tokens_per_s", st.tokens_per_s}, {"skipped", skip}});
+    if (state_.step % cfg_.log_every == 0 || state_.step == cfg_.steps) {
+      if (tty)
+        std::fprintf(stderr, "\r%s", progress_line(st).c_str());
+      else
+        spdlog::info("{}", progress_line(st));
+      if (tty && state_.step == cfg_.steps) std::fprintf(stderr, "\n");
+    }
+    if (cfg_.eval_every > 0 && state_.step % cfg_.eval_every == 0 && state_.step < cfg_.steps) {
+      if (tty) std::fprintf(stderr, "\n");
+      run_eval();
+    }
+    const bool stop = stop_requested();
+    if (stop || state_.step == cfg_.steps || (cfg_.save_every > 0 && state_.step % cfg_.save_every == 0 && !skip)) {
+      if (tty && state_.step != cfg_.steps) std::fprintf(stderr, "\n");
+      save();
+    }
+    if (stop) {
+      spdlog::info("stopped by signal {} after step {} (checkpoint written)", stop_signal(), state_.step);
+      result.stopped_by_signal = true;
+      break;
+    }
+  }
+  if (!result.stopped_by_signal && cfg_.eval_batches > 0) run_eval();
+  result.final_step = state_.step;
+  return result;
+}
+
+}  // namespace supra::training
