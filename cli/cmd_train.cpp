@@ -2,6 +2,8 @@
 // (`[optim] lr = 3e-5` ⇔ `--optim.lr 3e-5`); the resolved config is written to the run folder.
 #include <spdlog/spdlog.h>
 
+#include <iostream>
+
 #include "cli/commands.h"
 #include "cli/flat_toml_config.h"
 #include "training/trainer.h"
@@ -13,6 +15,8 @@ void add_train(CLI::App& app) {
   auto c = std::make_shared<training::TrainConfig>();
   auto config_file = std::make_shared<std::string>();
   cmd->add_option("--config", *config_file, "TOML run config (see configs/); flags override its settings");
+  auto print_config = std::make_shared<bool>(false);
+  cmd->add_flag("--print-config", *print_config, "print the resolved config (TOML) and exit without training");
   cmd->add_option("--model.path", c->model_path, "supra checkpoint, or HF model / llama2.c .bin to convert");
   cmd->add_option("--model.decay", c->decay, "decay for on-the-fly conversion")->capture_default_str()
       ->check(CLI::IsMember({"reference", "retnet", "none"}));
@@ -51,9 +55,13 @@ void add_train(CLI::App& app) {
   cmd->add_option("--run.keep_last", c->keep_last, "checkpoints kept")->capture_default_str();
   cmd->add_option("--run.resume", c->resume, "none | auto (continue from the run's latest checkpoint)")
       ->capture_default_str();
-  cmd->callback([c, cmd, config_file] {
+  cmd->callback([c, cmd, config_file, print_config] {
     if (!config_file->empty()) apply_toml_config(*cmd, *config_file);
     const std::string resolved = cmd->config_to_str(/*default_also=*/true, /*write_description=*/false);
+    if (*print_config) {
+      std::cout << resolved;
+      return;
+    }
     training::Trainer trainer(*c, resolved);
     auto r = trainer.run();
     spdlog::info("done at step {}{}; last checkpoint {}", r.final_step, r.stopped_by_signal ? " (stopped by signal)" : "",

@@ -172,3 +172,22 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_latest(run_supra, su
     assert kills >= 1, "the run finished before the first kill: nothing was tested"
     assert losses(run_dir) == losses(reference_run), "kill + resume is bitwise the uninterrupted run"
     assert not [p for p in (run_dir / "checkpoints").iterdir() if ".tmp" in p.name], "partial folders cleaned up"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.toml")))
+def test_shipped_configs_resolve(run_supra, config):
+    """Every shipped config only uses known settings (a misspelt key is an error) and resolves."""
+    proc = run_supra("train", "--config", REPO / "configs" / config, "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    assert "optim.lr=" in proc.stdout and "train.steps=" in proc.stdout
+
+
+def test_unknown_config_key_is_an_error(run_supra, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[optim]\nlearning_rate = 1e-4\n")
+    proc = run_supra("train", "--config", cfg, "--print-config")
+    assert proc.returncode != 0
+    assert "optim.learning_rate" in proc.stderr and str(cfg) in proc.stderr
