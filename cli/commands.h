@@ -10,6 +10,9 @@ void add_logits(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_data(CLI::App& app);
 void add_train(CLI::App& app);
+void add_export(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_eval(CLI::App& app);
 
 // "f32" | "bf16" -> torch dtype (CLI11 validates the spelling).
 inline torch::Dtype parse_dtype(const std::string& s) { return s == "bf16" ? torch::kBFloat16 : torch::kFloat; }

@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
   supra::cli::add_convert(app);
   supra::cli::add_data(app);
   supra::cli::add_train(app);
+  supra::cli::add_export(app);
+  supra::cli::add_generate(app);
+  supra::cli::add_eval(app);
 
   // Logs go to stderr so that stdout stays machine-readable.
   spdlog::set_default_logger(spdlog::stderr_color_mt("supra"));

@@ -1,6 +1,7 @@
 #include "core/attention.h"
 
 #include <cmath>
+#include <limits>
 
 namespace supra {
 
@@ -34,6 +35,7 @@ torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& x, const Attent
   auto v = v_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
   q = apply_rope(q, ctx.rope);
   k = apply_rope(k, ctx.rope);
+  if (ctx.cache != nullptr) return o_proj(attend_cached(q, k, v, ctx).transpose(1, 2).reshape({B, T, num_heads * head_dim}));
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const bool window_binds = sliding_window && *sliding_window < T;
   torch::Tensor out;
@@ -47,6 +49,61 @@ torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& x, const Attent
   }
   out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
   return o_proj(out);
+}
+
+torch::Tensor SoftmaxAttentionImpl::attend_cached(const torch::Tensor& q, const torch::Tensor& k,
+                                                 const torch::Tensor& v, const AttentionContext& ctx) {
+  LayerCache& c = *ctx.cache;
+  const int64_t T = q.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const bool gqa = num_heads != num_kv_heads;
+  const bool first_call = !c.k.defined();
+  // Padding tokens are cached with position -1: no query ever attends to them, and eviction drops them first.
+  auto new_pos = ctx.positions;
+  if (ctx.key_padding.defined()) new_pos = new_pos.masked_fill(ctx.key_padding.logical_not(), -1);
+  if (c.k.defined()) {
+    c.k = torch::cat({c.k, k}, 2);
+    c.v = torch::cat({c.v, v}, 2);
+    c.pos = torch::cat({c.pos, new_pos}, 1);
+  } else {
+    c.k = k, c.v = v, c.pos = new_pos;
+  }
+  const int64_t L = c.pos.size(1);
+  const bool plain_causal = first_call && !ctx.key_padding.defined() && !(sliding_window && *sliding_window < T) &&
+                            ctx.kv.policy != KvPolicy::kTova;
+  torch::Tensor out, mask;
+  if (!plain_causal) {
+    // May attend: a real cached token at or before the query's position (and inside Mistral's window). A padded
+    // query sees its own slot so that no row is empty (its output is never used).
+    auto kp = c.pos.unsqueeze(1), qp = ctx.positions.unsqueeze(2);  // [B, 1, L], [B, T, 1]
+    mask = kp.ge(0).logical_and(kp.le(qp));
+    if (sliding_window) mask = mask.logical_and(kp.gt(qp - *sliding_window));
+    auto own = torch::zeros({T, L}, mask.options());
+    own.narrow(1, L - T, T).fill_diagonal_(true);
+    mask = mask.logical_or(own.unsqueeze(0)).unsqueeze(1);  // [B, 1, T, L]
+  }
+  if (plain_causal) {
+    // A prompt without padding into an empty cache: plain causal attention (flash kernels, no [T, L] mask).
+    out = at::scaled_dot_product_attention(q, c.k, c.v, {}, 0.0, /*is_causal=*/true, scale, gqa);
+  } else if (ctx.kv.policy != KvPolicy::kTova) {
+    out = at::scaled_dot_product_attention(q, c.k, c.v, mask, 0.0, /*is_causal=*/false, scale, gqa);
+  } else {  // explicit weights: TOVA scores tokens by them
+    const int64_t rep = num_heads / num_kv_heads;
+    auto kr = gqa ? c.k.repeat_interleave(rep, 1) : c.k, vr = gqa ? c.v.repeat_interleave(rep, 1) : c.v;
+    auto scores = torch::matmul(q.to(torch::kFloat), kr.to(torch::kFloat).transpose(-1, -2)) * scale;
+    auto w = torch::softmax(scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity()), -1);
+    out = torch::matmul(w, vr.to(torch::kFloat)).to(q.scalar_type());
+    if (L > ctx.kv.size) {
+      // TOVA: the current (last) query's attention, averaged over the layer's heads; empty slots go first.
+      auto score = w.select(2, T - 1).mean(1).masked_fill(c.pos.lt(0), -std::numeric_limits<float>::infinity());
+      evict_to(c, score, ctx.kv.size);
+    }
+  }
+  if (ctx.kv.policy == KvPolicy::kWindow && L > ctx.kv.size) {
+    auto score = c.pos.to(torch::kFloat).masked_fill(c.pos.lt(0), -std::numeric_limits<float>::infinity());
+    evict_to(c, score, ctx.kv.size);  // the most recent tokens stay
+  }
+  return out;
 }
 
 }  // namespace supra

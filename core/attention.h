@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/config.h"
+#include "core/inference_cache.h"
 #include "core/layers.h"
 #include "core/rope.h"
 
@@ -15,6 +16,11 @@ struct AttentionContext {
   RopeTables rope;             // cos/sin [B, T, head_dim] for the tokens of this forward
   torch::Tensor key_padding;   // optional bool [B, T]: true = real token, false = padding
   torch::Tensor resets;        // optional bool [B, T]: a new document starts here (packed rows; SUPRA only)
+  // Generation only (CausalLM::forward_cached): the positions of this call's tokens [B, T], this layer's cache
+  // (read and updated by the attention), and the policy bounding softmax K/V caches.
+  torch::Tensor positions;
+  LayerCache* cache = nullptr;
+  KvCacheOptions kv;
 };
 
 class AttentionImpl : public torch::nn::Module {
@@ -32,7 +38,14 @@ class SoftmaxAttentionImpl : public AttentionImpl {
 
   Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
+
   std::optional<int64_t> sliding_window;
+
+ private:
+  // Generation with a K/V cache: appends this call's keys/values, attends over the cache (causal, sliding window,
+  // padding by position), then applies the cache policy (window/TOVA eviction). q [B, H, T, d], k/v [B, H_kv, T, d].
+  torch::Tensor attend_cached(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const AttentionContext& ctx);
 };
 
 // Boolean attention mask [B or 1, 1, T, T] (true = may attend): causal, optional window and key padding. A padded

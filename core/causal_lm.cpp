@@ -50,9 +50,11 @@ AttentionContext CausalLMImpl::make_context(const torch::Tensor& input_ids, cons
                        : torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()))
                              .unsqueeze(0)
                              .expand({B, T});
-  return AttentionContext{rope_tables(inv_freq_, positions),
-                          attention_mask.defined() ? attention_mask.to(torch::kBool) : torch::Tensor(),
-                          resets.defined() ? resets.to(torch::kBool) : torch::Tensor()};
+  AttentionContext ctx;
+  ctx.rope = rope_tables(inv_freq_, positions);
+  if (attention_mask.defined()) ctx.key_padding = attention_mask.to(torch::kBool);
+  if (resets.defined()) ctx.resets = resets.to(torch::kBool);
+  return ctx;
 }
 
 torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -69,6 +71,33 @@ torch::Tensor CausalLMImpl::forward_with(const torch::Tensor& input_ids, const t
   auto h = model->embed_tokens(input_ids);
   for (size_t i = 0; i < model->layers->size(); ++i) h = run_block(layer(static_cast<int64_t>(i)), h, ctx);
   return torch::linear(model->norm(h), lm_head_weight());
+}
+
+torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                           InferenceCache& cache, bool all_positions) {
+  TORCH_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 1, "forward_cached: input_ids must be [B, T>=1]");
+  TORCH_CHECK(cache.layers.size() == model->layers->size(), "forward_cached: the cache has ", cache.layers.size(),
+              " layers, the model ", model->layers->size());
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const auto dev = input_ids.device();
+  TORCH_CHECK(cache.batch() == 0 || cache.batch() == B, "forward_cached: batch ", B, " but the cache holds ",
+              cache.batch(), " sequences");
+  auto real = attention_mask.defined() ? attention_mask.to(dev, torch::kBool)
+                                       : torch::ones({B, T}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  auto start = cache.next_position.defined() ? cache.next_position
+                                             : torch::zeros({B}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  // Left padding: a sequence's first real token gets the next position; padding slots get clamped dummies.
+  auto positions = (start.unsqueeze(1) + real.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  cache.next_position = start + real.to(torch::kLong).sum(1);
+  auto ctx = make_context(input_ids, attention_mask.defined() ? real : torch::Tensor(), positions, {});
+  ctx.positions = positions;
+  ctx.kv = cache.kv;
+  auto h = model->embed_tokens(input_ids);
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    ctx.cache = &cache.layers[i];
+    h = layer(static_cast<int64_t>(i))->forward(h, ctx);
+  }
+  return torch::linear(model->norm(all_positions ? h : h.select(1, T - 1)), lm_head_weight()).to(torch::kFloat);
 }
 
 torch::Tensor CausalLMImpl::lm_head_weight() const {

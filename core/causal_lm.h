@@ -51,6 +51,12 @@ class CausalLMImpl : public torch::nn::Module {
   // Logits [B, T, vocab] in the model's dtype.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         const torch::Tensor& position_ids = {}, const torch::Tensor& resets = {});
+  // Generation: runs this call's tokens (a prompt, or one new token per sequence) through the model, reading and
+  // updating `cache` (SUPRA states, K/V caches, positions). attention_mask [B, T] marks real tokens: prompts of
+  // different lengths are left-padded (padding is never cached in a way any query can see). Returns the float32
+  // logits of each sequence's last token [B, vocab], or of every token [B, T, vocab] with all_positions.
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                               InferenceCache& cache, bool all_positions = false);
   // The forward with each block run through `run_block(layer, h, ctx)` (e.g. activation checkpointing).
   using BlockRunner = std::function<torch::Tensor(DecoderLayer, const torch::Tensor&, const AttentionContext&)>;
   torch::Tensor forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets, const BlockRunner& run_block);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/openlm_import.h"
 #include "core/safetensors.h"
 
 namespace supra {
@@ -126,6 +127,9 @@ Checkpoint read_checkpoint(const fs::path& path) {
   }
   const fs::path config_path = path / "config.json";
   if (!fs::exists(config_path, ec)) throw Error(src, "folder has no config.json");
+  if (const nlohmann::json j = nlohmann::json::parse(std::ifstream(config_path), nullptr, /*allow_exceptions=*/false);
+      is_openlm_config(j))
+    return read_openlm(path, j);  // the OpenLM reference format (TRI-ML/mistral-supra)
   Checkpoint ck;
   ck.format = "hf";
   ck.config = ModelConfig::from_file(config_path);

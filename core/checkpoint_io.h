@@ -23,7 +23,8 @@ struct Checkpoint {
 // interleaved RoPE pairs to HF's rotate-half layout. Throws supra::Error on a malformed or truncated file.
 Checkpoint read_llama2c(const std::filesystem::path& path);
 
-// An HF folder (config.json + model.safetensors[.index.json]) or a llama2.c `.bin` file.
+// An HF folder (config.json + model.safetensors[.index.json]; also a supra export), an OpenLM reference folder
+// (model_type "openlm", core/openlm_import.h) or a llama2.c `.bin` file.
 Checkpoint read_checkpoint(const std::filesystem::path& path);
 
 // read_checkpoint + build the model + load the weights, in `dtype` (kFloat or kBFloat16) on `device`.

@@ -86,6 +86,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     const json& s = j.at("supra");
     const int64_t version = get_int_or(s, "format_version", 0, source);
     if (version != 1) throw Error(source, "unsupported supra format_version " + std::to_string(version));
+    if (!s.contains("base_architecture") || !s.at("base_architecture").is_string())
+      throw Error(source, "supra block names no base_architecture (LlamaForCausalLM or MistralForCausalLM)");
     json base = j;
     base.erase("supra");
     base["model_type"] = s.value("base_model_type", "");
@@ -96,6 +98,17 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
       st.decay = parse_decay(s.value("decay", "reference"));
     } catch (const Error& e) {
       throw Error(source, e.reason());
+    }
+    // Decay values written by supra (and read by exported modeling files) must be the ones the kind implies.
+    if (present(s, "log_gamma")) {
+      const json& lg = s.at("log_gamma");
+      const auto expected = decay_log_gamma(st.decay, b.num_attention_heads);
+      bool same = lg.is_array() && static_cast<int64_t>(lg.size()) == expected.numel();
+      for (int64_t h = 0; same && h < expected.numel(); ++h)
+        same = lg[h].is_number() && static_cast<float>(lg[h].get<double>()) == expected[h].item<float>();
+      if (!same)
+        throw Error(source, "supra log_gamma does not match decay '" + to_string(st.decay) + "' for " +
+                                std::to_string(b.num_attention_heads) + " heads (custom decays are not supported)");
     }
     st.qk_norm = get_bool_or(s, "qk_norm", false, source);
     st.chunk_size = get_int_or(s, "chunk_size", 64, source);

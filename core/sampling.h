@@ -1,5 +1,5 @@
 // Sampling documents from a causal LM (a teacher's own text as training data, and generation tests).
-// Plain full-context sampling: every step re-runs the batch's prefix. Fast recurrent decoding lives elsewhere.
+// Runs on core/generate (cached prefill + recurrent decoding).
 #pragma once
 #include <torch/torch.h>
 

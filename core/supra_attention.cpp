@@ -53,11 +53,22 @@ torch::Tensor SupraAttentionImpl::output(const torch::Tensor& o, torch::Dtype dt
 
 torch::Tensor SupraAttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
   auto in = attention_inputs(x, ctx);
+  if (log_gamma.device() != x.device()) log_gamma = log_gamma.to(x.device());  // once: no copy per step
+  if (ctx.cache != nullptr && ctx.cache->state.defined() && x.size(1) == 1) {
+    // Decoding: one token per sequence; the recurrent step updates the fp32 state in place.
+    auto o = kernels::linear_attention_step_(in.q.squeeze(1).contiguous(), in.k.squeeze(1).contiguous(),
+                                             in.v.squeeze(1).contiguous(), ctx.cache->state,
+                                             log_gamma, scale);
+    return output(o.unsqueeze(1), x.scalar_type());
+  }
   kernels::LinearAttentionArgs args;
-  args.log_gamma = log_gamma.to(x.device());
+  args.log_gamma = log_gamma;
   args.scale = scale;
   args.resets = ctx.resets;
+  // Prefill: the parallel form continues from the cached state and hands its final state to the decoder.
+  if (ctx.cache != nullptr) args.initial_state = ctx.cache->state;
   auto [o, state] = kernels::linear_attention(in.q, in.k, in.v, args, chunk_size);
+  if (ctx.cache != nullptr) ctx.cache->state = state;
   return output(o, x.scalar_type());
 }
 

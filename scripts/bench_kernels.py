@@ -417,6 +417,8 @@ def run_worker(args) -> dict:
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "fla_error": impls.fla_error,
               "gate": {}, "timing": {}, "decode": {}}
     sh = shapes(args.quick)
+    if args.shapes:
+        sh = [x for x in sh if any(w.strip() and w.strip() in x.name for w in args.shapes.split(","))]
 
     def save():  # after every step, so that a run cut short keeps what it measured
         result["gate_pass"] = all(g["pass"] for g in result["gate"].values()) and \
@@ -425,10 +427,11 @@ def run_worker(args) -> dict:
             json.dump(result, f)
 
     result["state_continuity"] = state_continuity(impls)
-    result["gate"]["7B layer, positive q/k"] = gate(impls, sh[0], positive=True, seed=1)
+    result["gate"]["7B layer, positive q/k"] = gate(impls, shapes(True)[0], positive=True, seed=1)
     save()
-    result["decode"] = time_decode(impls)
-    save()
+    if not args.no_decode:
+        result["decode"] = time_decode(impls)
+        save()
     for shape in sh:
         result["gate"][shape.name] = gate(impls, shape, positive=False)
         torch.cuda.empty_cache()
@@ -526,6 +529,8 @@ def main() -> int:
     ap.add_argument("--json", help="write every number here")
     ap.add_argument("--processes", type=int, default=2, help="repeat in this many processes (noise estimate)")
     ap.add_argument("--quick", action="store_true", help="primary shape only")
+    ap.add_argument("--shapes", default="", help="comma list: only shapes whose name contains one of these")
+    ap.add_argument("--no-decode", action="store_true", help="skip the decode-step timing")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds for all processes (0: none)")
     ap.add_argument("--dry-run", action="store_true", help="no GPU needed: check the plan and the reference")
     ap.add_argument("--table", help="print the table of a JSON file written by --json")
@@ -550,6 +555,10 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--lib", args.lib, "--fla", args.fla, "--worker", path]
         if args.quick:
             cmd.append("--quick")
+        if args.shapes:
+            cmd += ["--shapes", args.shapes]
+        if args.no_decode:
+            cmd.append("--no-decode")
         t0 = time.time()
         try:
             subprocess.run(cmd, check=True, timeout=None if deadline is None else max(1.0, deadline - t0))

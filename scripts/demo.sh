@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # supra's main job on a built-in default, on a laptop-class CPU: take the real tiny pretrained Llama stories260K
 # (../shared/models/stories260K), make training text by sampling from it, convert it to a SUPRA RNN, uptrain it with a
-# progress bar, and show the held-out perplexity of the converted model at step 0 and after uptraining, with a loss
+# progress bar, export it and generate from it, and print the held-out perplexity and task accuracy of the teacher,
+# the converted model at step 0 and the uptrained RNN, with a loss
 # plot. Installs what it needs first (idempotent), then works offline.
 # Usage: scripts/demo.sh [MODEL]   (MODEL: a llama2.c .bin or HF Llama/Mistral folder; default stories260K)
 #        SUPRA_DEMO_STEPS=N to change the number of optimizer steps (default: the config's).
@@ -23,29 +24,69 @@ SUPRA="$BUILD/supra"
 echo "== the pretrained model"
 "$SUPRA" info --model "$MODEL"
 
-echo "== training text: documents sampled from the teacher itself"
+echo "== training text and a held-out set: documents sampled from the teacher itself"
 if [ ! -f "$OUT/data/manifest.json" ]; then
   rm -rf "$OUT/data"
   mkdir -p "$OUT"
-  "$SUPRA" data sample --model "$MODEL" --out "$OUT/data" --docs 384 --max-tokens 128 --seed 1
+  "$SUPRA" data sample --model "$MODEL" --out "$OUT/data" --docs 512 --max-tokens 256 --seed 1
+fi
+if [ ! -f "$OUT/heldout/manifest.json" ]; then
+  rm -rf "$OUT/heldout"
+  "$SUPRA" data sample --model "$MODEL" --out "$OUT/heldout" --docs 64 --max-tokens 256 --seed 1000
 fi
 "$SUPRA" data check "$OUT/data" --model "$MODEL" --quick
+# A multiple-choice task built from held-out documents: after a document's first 24 tokens, which 8 tokens come
+# next — its own, or those at the same place in 3 other documents?
+$PY - "$OUT/heldout" "$OUT/task.jsonl" <<'PYEOF'
+import json, random, sys
+sys.path.insert(0, "scripts")
+import data_shards
+docs = [[int(t) for t in d] for d in data_shards.documents(sys.argv[1])]
+docs = [d for d in docs if len(d) >= 33]
+rng = random.Random(0)
+with open(sys.argv[2], "w") as f:
+    for i, d in enumerate(docs):
+        others = rng.sample([o for j, o in enumerate(docs) if j != i], 3)
+        choices = [o[25:33] for o in others]
+        gold = rng.randrange(4)
+        choices.insert(gold, d[25:33])
+        f.write(json.dumps({"query_ids": d[1:25], "choices_ids": choices, "gold": gold}) + "\n")
+PYEOF
 
-echo "== convert to SUPRA and uptrain (held-out eval at step 0 and at the end)"
+evaluate() {  # evaluate NAME MODEL: held-out perplexity and the task, into $OUT/eval_NAME.json
+  "$SUPRA" eval --model "$2" --tokens "$OUT/heldout" --task "$OUT/task.jsonl" --seq-len 256 --device cpu \
+    --json "$OUT/eval_$1.json"
+}
+echo "== the teacher (softmax attention)"
+evaluate teacher "$MODEL"
+echo "== converted to SUPRA, before uptraining"
+rm -rf "$OUT/converted"
+"$SUPRA" convert --model "$MODEL" --out "$OUT/converted" --seed 0
+evaluate converted "$OUT/converted"
+
+echo "== uptrain"
 rm -rf "$OUT/run"
 steps=()
 [ -n "${SUPRA_DEMO_STEPS:-}" ] && steps=(--train.steps "$SUPRA_DEMO_STEPS")
 "$SUPRA" train --config configs/stories260k_cpu.toml --model.path "$MODEL" --data.dir "$OUT/data" \
   --run.out_dir "$OUT/run" "${steps[@]}"
 
+echo "== export the uptrained RNN (Hugging Face folder) and evaluate it"
+"$SUPRA" export --checkpoint "$OUT/run" --out "$OUT/export" --force
+evaluate uptrained "$OUT/export"
+
+echo "== generate recurrently from the exported RNN (token ids: stories260K ships no tokenizer)"
+"$SUPRA" generate --model "$OUT/export" --ids 1 --max-new-tokens 48 --seed 0 --temperature 0.8 --device cpu
+
 echo "== results"
 $PY scripts/plot_loss.py "$OUT/run/metrics.jsonl" --out "$OUT/loss.png" --title "SUPRA uptraining of $(basename "$MODEL")"
-$PY - "$OUT/run/metrics.jsonl" <<'PYEOF'
-import json, math, sys
-evals = [r for r in map(json.loads, open(sys.argv[1])) if "eval_loss" in r]
-first, last = evals[0], evals[-1]
-print(f"{'':28s} {'held-out CE':>12s} {'perplexity':>11s}")
-print(f"{'converted, step 0':28s} {first['eval_loss']:12.4f} {math.exp(first['eval_loss']):11.2f}")
-print(f"{'uptrained, step ' + str(last['step']):28s} {last['eval_loss']:12.4f} {math.exp(last['eval_loss']):11.2f}")
+$PY - "$OUT" <<'PYEOF'
+import json, sys
+out = sys.argv[1]
+print(f"{'held-out (64 docs)':26s} {'perplexity':>11s} {'bits/token':>11s} {'task acc':>9s} {'acc_norm':>9s}")
+for name, label in (("teacher", "teacher (softmax)"), ("converted", "SUPRA, step 0"), ("uptrained", "SUPRA, uptrained")):
+    r = json.load(open(f"{out}/eval_{name}.json"))
+    p, t = r["perplexity"], r["tasks"][0]
+    print(f"{label:26s} {p['ppl']:11.2f} {p['bits_per_token']:11.3f} {t['acc']:9.3f} {t['acc_norm']:9.3f}")
 PYEOF
-echo "checkpoint: $(cat "$OUT/run/checkpoints/latest")  plot: $OUT/loss.png"
+echo "plot: $OUT/loss.png   exported model: $OUT/export"

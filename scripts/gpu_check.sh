@@ -3,7 +3,9 @@
 # the whole suite, then the kernel benchmark (scripts/bench_kernels.py). Logs and the benchmark JSON go to
 # ${OUT:-gpu-results}/. Needs deps/ (scripts/gather_deps.sh) and, for the benchmark comparator, third_party/fla.
 # Test data: ../shared when present, else .gpu/shared (a copy of the shared models folder).
-# Usage: scripts/gpu_check.sh [tests|bench|quick|all]   (default all; quick = tests + primary bench shape)
+# Usage: scripts/gpu_check.sh [tests|bench|quick|train|all]   (default all; quick = tests + primary bench shape;
+#        train = uptrain stories260K on the GPU in fp32 and bf16 autocast next to a CPU run, on .gpu/train_data
+#        or data sampled from the model)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -15,7 +17,7 @@ shared_dir="$PWD/../shared"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/device.txt"
 rc=0
-if [ "$what" != bench ]; then
+if [ "$what" != bench ] && [ "$what" != train ]; then
   export SUPRA_CMAKE_ARGS="-DSUPRA_SHARED_DIR=$shared_dir"
   start=$(date +%s)
   if ! scripts/gpu_test.sh --build-only > "$OUT/build.log" 2>&1; then
@@ -31,7 +33,36 @@ if [ "$what" != bench ]; then
   grep -E "tests passed|FAILED|Failed|\*\*\*" "$OUT/ctest.log" | head -30
   grep -A30 "crashed; backtrace" "$OUT/ctest.log" | head -40
 fi
-if [ "$what" != tests ]; then
+if [ "$what" = train ] || [ "$what" = all ]; then
+  [ -x "$BUILD/supra" ] || SUPRA_CMAKE_ARGS="-DSUPRA_SHARED_DIR=$shared_dir" scripts/gpu_test.sh --build-only > "$OUT/build.log" 2>&1
+  model="$shared_dir/models/stories260K/stories260K.bin"
+  tdir=$(mktemp -d); data=.gpu/train_data
+  if [ ! -f "$data/manifest.json" ]; then
+    data="$tdir/data"; "$BUILD/supra" data sample --model "$model" --out "$data" --docs 256 --max-tokens 128 --seed 1 > "$OUT/sample.log" 2>&1
+  fi
+  for run in cpu:fp32 cuda:fp32 cuda:bf16; do
+    dev=${run%%:*}; prec=${run##*:}
+    start=$(date +%s)
+    "$BUILD/supra" train --config configs/stories260k_cpu.toml --model.path "$model" --data.dir "$data" \
+      --run.out_dir "$tdir/$dev-$prec" --train.device "$dev" --train.precision "$prec" --train.steps "${TRAIN_STEPS:-200}" \
+      > "$OUT/train_$dev-$prec.log" 2>&1 || { rc=1; echo "train $dev $prec FAILED"; tail -5 "$OUT/train_$dev-$prec.log"; }
+    cp "$tdir/$dev-$prec/metrics.jsonl" "$OUT/train_$dev-$prec.metrics.jsonl" 2>/dev/null
+    echo "train $dev $prec: $(( $(date +%s) - start )) s"
+  done
+  python3 - "$OUT" <<'PYEOF'
+import json, os, sys
+for name in ("cpu-fp32", "cuda-fp32", "cuda-bf16"):
+    p = os.path.join(sys.argv[1], f"train_{name}.metrics.jsonl")
+    if not os.path.exists(p): print(name, "no metrics"); continue
+    rows = [json.loads(l) for l in open(p)]
+    ev = [r for r in rows if "eval_loss" in r]; tr = [r for r in rows if "loss" in r]
+    tps = [r.get("tokens_per_s") for r in tr if r.get("tokens_per_s")]
+    evs = " ".join("%d:%.4f" % (r["step"], r["eval_loss"]) for r in ev)
+    last = tr[-1]["loss"] if tr else float("nan")
+    print("%-10s eval_loss %s  last train loss %.4f  tokens/s %.0f" % (name, evs, last, tps[-1] if tps else 0))
+PYEOF
+fi
+if [ "$what" != tests ] && [ "$what" != train ]; then
   mode=""; [ "$what" = quick ] && mode="--quick"
   [ -n "${BENCH_TIME_LIMIT:-}" ] && mode="$mode --time-limit $BENCH_TIME_LIMIT"
   python3 scripts/bench_kernels.py --lib "$BUILD/libsupra_kernels.so" --fla third_party --json "$OUT/bench_kernels.json" \

@@ -4,7 +4,8 @@
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # 1. C++ toolchain and header libraries from Debian (skipped where present; skipped entirely without apt).
-APT_PKGS=(cmake ninja-build g++ libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev)
+APT_PKGS=(cmake ninja-build g++ libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+          libsentencepiece-dev libpcre2-dev)
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -22,7 +23,7 @@ if ! $PY -c "import torch" 2>/dev/null; then
   $PY -m pip install -q torch==2.13.0
 fi
 pip_missing=()
-for m in transformers safetensors numpy pytest pyarrow tokenizers matplotlib; do $PY -c "import $m" 2>/dev/null || pip_missing+=("$m"); done
+for m in transformers safetensors numpy pytest pyarrow tokenizers sentencepiece matplotlib; do $PY -c "import $m" 2>/dev/null || pip_missing+=("$m"); done
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "[supra] installing ${pip_missing[*]}"
   $PY -m pip install -q "${pip_missing[@]}"
