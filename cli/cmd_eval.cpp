@@ -66,10 +66,8 @@ void run_eval(const EvalArgs& a) {
   }
   if (!a.tasks.empty()) {
     std::unique_ptr<Tokenizer> tok;
-    std::string tok_dir = a.tokenizer;
-    if (tok_dir.empty()) tok_dir = std::filesystem::is_directory(a.model) ? a.model : std::filesystem::path(a.model).parent_path().string();
     try {
-      tok = load_tokenizer(tok_dir);
+      tok = load_tokenizer(tokenizer_folder(a.tokenizer, a.model));
     } catch (const Error& e) {
       if (!a.tokenizer.empty()) throw;
       spdlog::debug("no tokenizer ({}): only token-id tasks can run", e.what());

@@ -29,30 +29,6 @@ struct GenerateArgs {
   bool no_bos = false, show_prompt = false;
 };
 
-std::vector<int64_t> parse_ids(const std::string& text, const std::string& what) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      const int64_t v = std::stoll(item, &used);
-      if (used != item.size() || v < 0) throw std::invalid_argument(item);
-      ids.push_back(v);
-    } catch (const std::exception&) {
-      throw Error(what, "'" + item + "' is not a token id");
-    }
-  }
-  return ids;
-}
-
-// The tokenizer's folder: --tokenizer, else the model folder (or the folder of a model file).
-std::string tokenizer_dir(const GenerateArgs& a) {
-  if (!a.tokenizer.empty()) return a.tokenizer;
-  std::filesystem::path p(a.model);
-  return std::filesystem::is_directory(p) ? p.string() : p.parent_path().string();
-}
-
 void run_generate(const GenerateArgs& a) {
   const int given = !a.prompt.empty() + !a.prompts_file.empty() + !a.ids.empty();
   if (given != 1) throw Error("supra generate", "give exactly one of --prompt, --prompts-file, --ids");
@@ -74,9 +50,9 @@ void run_generate(const GenerateArgs& a) {
     }
     std::stringstream ss(ids_text);  // prompts separated by ';'
     std::string one;
-    while (std::getline(ss, one, ';')) prompts.push_back(parse_ids(one, "--ids"));
+    while (std::getline(ss, one, ';')) prompts.push_back(parse_token_ids(one, "--ids"));
   } else {
-    tok = load_tokenizer(tokenizer_dir(a));
+    tok = load_tokenizer(tokenizer_folder(a.tokenizer, a.model));
     if (!a.prompt.empty()) {
       texts.push_back(a.prompt);
     } else {

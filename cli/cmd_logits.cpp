@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "core/checkpoint_io.h"
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -11,28 +12,9 @@
 namespace supra::cli {
 namespace {
 
-std::vector<int64_t> parse_tokens(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    int64_t v = -1;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || v < 0) throw Error("--tokens", "'" + item + "' is not a token id");
-    ids.push_back(v);
-  }
-  if (ids.empty()) throw Error("--tokens", "no token ids given");
-  return ids;
-}
-
 void run_logits(const std::string& model_path, const std::string& tokens, const std::string& out,
                 const std::string& dtype) {
-  auto ids = parse_tokens(tokens);
+  auto ids = parse_token_ids(tokens, "--tokens");
   Checkpoint ck = read_checkpoint(model_path);
   for (int64_t id : ids)
     if (id >= ck.config.vocab_size)
