@@ -47,6 +47,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--train.seed", c->seed, "global seed")->capture_default_str();
   cmd->add_option("--train.max_nonfinite", c->max_nonfinite, "consecutive NaN/Inf steps tolerated")->capture_default_str();
   cmd->add_option("--train.num_threads", c->num_threads, "CPU threads (0: default)")->capture_default_str();
+  cmd->add_option("--dist.zero", c->dist_zero, "0: DDP | 1: shard optimizer state | 2: also shard gradients")
+      ->capture_default_str();
+  cmd->add_option("--dist.bucket_mb", c->dist_bucket_mb, "gradient bucket size (MiB)")->capture_default_str();
+  cmd->add_option("--dist.timeout_s", c->dist_timeout_s, "collective / rendezvous timeout (s)")->capture_default_str();
   cmd->add_option("--run.out_dir", c->out_dir, "run folder (checkpoints, metrics.jsonl)")->capture_default_str();
   cmd->add_option("--run.log_every", c->log_every, "progress every N steps")->capture_default_str();
   cmd->add_option("--run.eval_every", c->eval_every, "held-out eval every N steps (0: start and end)")->capture_default_str();

@@ -6,7 +6,8 @@
 # Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev)
+PKGS=(libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev
+      libgloo-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -14,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 rm -rf deps.tmp && mkdir -p deps.tmp/include
-for d in CLI spdlog fmt nlohmann; do cp -rL "/usr/include/$d" deps.tmp/include/; done
+for d in CLI spdlog fmt nlohmann gloo; do cp -rL "/usr/include/$d" deps.tmp/include/; done  # gloo: headers only (c10d Gloo)
 cp -rL /usr/src/googletest deps.tmp/googletest
 # Tokenizer libraries: headers, and the shared libraries with their symlink chains (lib*.so -> .so.N -> file).
 # Both depend only on libc/libstdc++ (libsentencepiece bundles its protobuf-lite).

@@ -40,18 +40,24 @@ if [ "$what" = train ] || [ "$what" = all ]; then
   if [ ! -f "$data/manifest.json" ]; then
     data="$tdir/data"; "$BUILD/supra" data sample --model "$model" --out "$data" --docs 256 --max-tokens 128 --seed 1 > "$OUT/sample.log" 2>&1
   fi
-  for run in cpu:fp32 cuda:fp32 cuda:bf16; do
-    dev=${run%%:*}; prec=${run##*:}
+  # cpu/cuda single process, and cuda under torchrun (world size 1: the NCCL process group and ZeRO-2 path).
+  for run in cpu:fp32 cuda:fp32 cuda:bf16 cuda:fp32:nccl; do
+    IFS=: read -r dev prec launch <<< "$run"; name="$dev-$prec${launch:+-$launch}"
     start=$(date +%s)
-    "$BUILD/supra" train --config configs/stories260k_cpu.toml --model.path "$model" --data.dir "$data" \
-      --run.out_dir "$tdir/$dev-$prec" --train.device "$dev" --train.precision "$prec" --train.steps "${TRAIN_STEPS:-200}" \
-      > "$OUT/train_$dev-$prec.log" 2>&1 || { rc=1; echo "train $dev $prec FAILED"; tail -5 "$OUT/train_$dev-$prec.log"; }
-    cp "$tdir/$dev-$prec/metrics.jsonl" "$OUT/train_$dev-$prec.metrics.jsonl" 2>/dev/null
-    echo "train $dev $prec: $(( $(date +%s) - start )) s"
+    launcher=(); extra=()
+    if [ "$launch" = nccl ]; then
+      launcher=(python3 -m torch.distributed.run --no-python --nproc-per-node 1 --master-port 29517); extra=(--dist.zero 2)
+    fi
+    "${launcher[@]}" "$BUILD/supra" train --config configs/stories260k_cpu.toml --model.path "$model" --data.dir "$data" \
+      --run.out_dir "$tdir/$name" --train.device "$dev" --train.precision "$prec" --train.steps "${TRAIN_STEPS:-200}" \
+      "${extra[@]}" > "$tdir/$name.log" 2>&1 || { rc=1; echo "train $name FAILED"; tail -5 "$tdir/$name.log"; }
+    grep -m1 "joined the process group" "$tdir/$name.log" || true
+    cp "$tdir/$name/metrics.jsonl" "$OUT/train_$name.metrics.jsonl" 2>/dev/null
+    echo "train $name: $(( $(date +%s) - start )) s"
   done
   python3 - "$OUT" <<'PYEOF'
 import json, os, sys
-for name in ("cpu-fp32", "cuda-fp32", "cuda-bf16"):
+for name in ("cpu-fp32", "cuda-fp32", "cuda-bf16", "cuda-fp32-nccl"):
     p = os.path.join(sys.argv[1], f"train_{name}.metrics.jsonl")
     if not os.path.exists(p): print(name, "no metrics"); continue
     rows = [json.loads(l) for l in open(p)]

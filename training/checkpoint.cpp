@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 
 #include "core/error.h"
@@ -35,8 +36,10 @@ std::vector<std::pair<std::string, torch::Tensor>> rng_states() {
 
 }  // namespace
 
-CheckpointManager::CheckpointManager(fs::path run_dir, int64_t keep_last)
-    : run_dir_(std::move(run_dir)), keep_last_(keep_last) {}
+CheckpointManager::CheckpointManager(fs::path run_dir, int64_t keep_last, std::shared_ptr<Communicator> comm)
+    : run_dir_(std::move(run_dir)), keep_last_(keep_last), comm_(std::move(comm)) {
+  if (!comm_) comm_ = std::make_shared<Communicator>(DistEnv{}, torch::kCPU, std::chrono::seconds(1));
+}
 
 std::optional<fs::path> CheckpointManager::latest() const {
   std::error_code ec;
@@ -57,63 +60,91 @@ void CheckpointManager::remove_partial() const {
     if (e.filename().string().find(".tmp") != std::string::npos) remove_tree(e);
 }
 
-fs::path CheckpointManager::save(CausalLM& model, torch::optim::Optimizer& optimizer, const TrainState& state,
+fs::path CheckpointManager::save(CausalLM& model, ShardedAdamW& optimizer, const TrainState& state,
                                  const std::string& resolved_config_toml) {
-  std::error_code ec;
-  fs::create_directories(dir(), ec);
-  if (ec) throw Error(dir().string(), "cannot create checkpoint folder: " + ec.message());
+  const bool lead = comm_->rank() == 0;
   const std::string name = step_name(state.step);
   const fs::path final_dir = dir() / name;
-  const fs::path tmp = dir() / (name + ".tmp-" + std::to_string(::getpid()));
-  remove_tree(tmp);
-  fs::create_directory(tmp, ec);
-  if (ec) throw Error(tmp.string(), "cannot create: " + ec.message());
-  try {
-    std::vector<std::pair<std::string, torch::Tensor>> params;
-    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value().detach());
-    save_safetensors_dir(tmp, params, 5ull << 30, {{"format", "pt"}});
-    ModelConfig config = model->config();
-    config.torch_dtype = "float32";
-    write_file_atomic(tmp / "config.json", config.to_json().dump(2) + "\n");
+  // One temporary name for all ranks (rank 0's pid, broadcast), so that they all write into the same folder.
+  auto pid = torch::tensor({static_cast<int64_t>(::getpid())}, torch::kLong);
+  comm_->broadcast(pid, 0);
+  const fs::path tmp = dir() / (name + ".tmp-" + std::to_string(pid.item<int64_t>()));
+  std::string error;
+  auto attempt = [&](const std::function<void()>& f) {
+    if (!error.empty()) return;
     try {
-      torch::save(optimizer, (tmp / "optimizer.pt").string());
+      f();
+    } catch (const supra::Error& e) {
+      error = e.what();
     } catch (const c10::Error& e) {
-      throw Error((tmp / "optimizer.pt").string(), std::string("cannot write optimizer state: ") +
-                                                       e.what_without_backtrace());
+      error = tmp.string() + ": cannot write checkpoint: " + e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      error = tmp.string() + ": cannot write checkpoint: " + e.what();
     }
-    fsync_path(tmp / "optimizer.pt");
-    save_safetensors(tmp / "rng.safetensors", rng_states());
-    nlohmann::json js = {{"step", state.step},
-                         {"tokens_seen", state.tokens_seen},
-                         {"nonfinite_streak", state.nonfinite_streak},
-                         {"loader", state.loader.to_json()},
-                         {"config", state.config.to_json()}};
-    write_file_atomic(tmp / "trainer_state.json", js.dump(2) + "\n");
-    write_file_atomic(tmp / "train_config.toml", resolved_config_toml);
-    write_file_atomic(tmp / kComplete, name + "\n");
-    fsync_path(tmp);
-    if (fs::exists(final_dir, ec)) remove_tree(final_dir);  // a stale copy of this very step
-    fs::rename(tmp, final_dir, ec);
-    if (ec) throw Error(final_dir.string(), "cannot rename finished checkpoint: " + ec.message());
-    fsync_path(dir());
-    write_file_atomic(dir() / "latest", name + "\n");
-  } catch (...) {
-    remove_tree(tmp);
-    throw;
-  }
-  // Keep the newest keep_last complete checkpoints (names sort by step).
-  std::vector<fs::path> done;
-  for (const auto& e : list_directory(dir()))
-    if (fs::is_directory(e, ec) && e.filename().string().rfind("step_", 0) == 0 &&
-        e.filename().string().find(".tmp") == std::string::npos)
-      done.push_back(e);
-  std::sort(done.begin(), done.end());
-  for (size_t i = 0; i + keep_last_ < done.size(); ++i)
-    if (done[i] != final_dir) remove_tree(done[i]);
+  };
+  auto agree = [&](const char* stage) {
+    if (!comm_->all_ok(error.empty())) {
+      if (lead) remove_tree(tmp);
+      throw Error(error.empty() ? tmp.string() : "", error.empty() ? std::string("another rank failed while ") + stage : error);
+    }
+  };
+  if (lead)
+    attempt([&] {
+      std::error_code ec;
+      fs::create_directories(dir(), ec);
+      if (ec) throw Error(dir().string(), "cannot create checkpoint folder: " + ec.message());
+      remove_tree(tmp);
+      fs::create_directory(tmp, ec);
+      if (ec) throw Error(tmp.string(), "cannot create: " + ec.message());
+    });
+  agree("creating the checkpoint folder");
+  attempt([&] {
+    optimizer.save(tmp);
+    if (lead) {
+      std::vector<std::pair<std::string, torch::Tensor>> params;
+      for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value().detach());
+      save_safetensors_dir(tmp, params, 5ull << 30, {{"format", "pt"}});
+      ModelConfig config = model->config();
+      config.torch_dtype = "float32";
+      write_file_atomic(tmp / "config.json", config.to_json().dump(2) + "\n");
+      save_safetensors(tmp / "rng.safetensors", rng_states());
+      nlohmann::json js = {{"step", state.step},
+                           {"tokens_seen", state.tokens_seen},
+                           {"nonfinite_streak", state.nonfinite_streak},
+                           {"world_size", comm_->size()},
+                           {"loader", state.loader.to_json()},
+                           {"config", state.config.to_json()}};
+      write_file_atomic(tmp / "trainer_state.json", js.dump(2) + "\n");
+      write_file_atomic(tmp / "train_config.toml", resolved_config_toml);
+    }
+  });
+  agree("writing its checkpoint shard");
+  if (lead)
+    attempt([&] {
+      std::error_code ec;
+      for (const auto& f : list_directory(tmp)) fsync_path(f);  // every rank's files are on disk
+      write_file_atomic(tmp / kComplete, name + "\n");
+      fsync_path(tmp);
+      if (fs::exists(final_dir, ec)) remove_tree(final_dir);  // a stale copy of this very step
+      fs::rename(tmp, final_dir, ec);
+      if (ec) throw Error(final_dir.string(), "cannot rename finished checkpoint: " + ec.message());
+      fsync_path(dir());
+      write_file_atomic(dir() / "latest", name + "\n");
+      // Keep the newest keep_last complete checkpoints (names sort by step).
+      std::vector<fs::path> done;
+      for (const auto& e : list_directory(dir()))
+        if (fs::is_directory(e, ec) && e.filename().string().rfind("step_", 0) == 0 &&
+            e.filename().string().find(".tmp") == std::string::npos)
+          done.push_back(e);
+      std::sort(done.begin(), done.end());
+      for (size_t i = 0; i + keep_last_ < done.size(); ++i)
+        if (done[i] != final_dir) remove_tree(done[i]);
+    });
+  agree("publishing the checkpoint");
   return final_dir;
 }
 
-TrainState CheckpointManager::load(const fs::path& folder, CausalLM& model, torch::optim::Optimizer& optimizer) const {
+TrainState CheckpointManager::load(const fs::path& folder, CausalLM& model, ShardedAdamW& optimizer) const {
   TrainState st;
   const fs::path state_file = folder / "trainer_state.json";
   nlohmann::json js;
@@ -136,12 +167,7 @@ TrainState CheckpointManager::load(const fs::path& folder, CausalLM& model, torc
       throw Error(folder.string(), "parameter '" + p.key() + "' has another shape than the model's");
     p.value().copy_(it->second);
   }
-  try {
-    torch::load(optimizer, (folder / "optimizer.pt").string());
-  } catch (const c10::Error& e) {
-    throw Error((folder / "optimizer.pt").string(), std::string("cannot read optimizer state: ") +
-                                                        e.what_without_backtrace());
-  }
+  optimizer.load(folder);
   SafetensorsFile rng(folder / "rng.safetensors");
   {
     at::Generator cpu_gen = at::detail::getDefaultCPUGenerator();  // a handle on the global generator

@@ -9,7 +9,7 @@ namespace supra::training {
   X(eval_samples) X(eval_fraction) X(lr) X(min_lr) X(warmup_steps) X(beta1) X(beta2) X(eps) X(weight_decay)   \
   X(grad_clip) X(z_loss) X(steps) X(global_batch) X(micro_batch) X(device) X(precision)                        \
   X(activation_checkpointing) X(seed) X(max_nonfinite) X(num_threads) X(out_dir) X(log_every) X(eval_every)    \
-  X(eval_batches) X(save_every) X(keep_last) X(resume)
+  X(eval_batches) X(save_every) X(keep_last) X(resume) X(dist_zero) X(dist_bucket_mb) X(dist_timeout_s)
 
 void TrainConfig::validate(int64_t world_size) const {
   auto fail = [](const std::string& why) { throw Error("config", why); };
@@ -38,6 +38,9 @@ void TrainConfig::validate(int64_t world_size) const {
   if (log_every < 1) fail("run.log_every must be ≥ 1");
   if (eval_every < 0 || save_every < 0 || eval_batches < 0) fail("run: eval_every, save_every, eval_batches ≥ 0");
   if (chunk_size < 1) fail("model.chunk_size must be ≥ 1");
+  if (dist_zero < 0 || dist_zero > 2) fail("dist.zero must be 0, 1 or 2");
+  if (!(dist_bucket_mb > 0)) fail("dist.bucket_mb must be > 0");
+  if (!(dist_timeout_s > 0)) fail("dist.timeout_s must be > 0");
 }
 
 nlohmann::json TrainConfig::to_json() const {

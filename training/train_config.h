@@ -40,6 +40,10 @@ struct TrainConfig {
   uint64_t seed = 0;
   int64_t max_nonfinite = 5;         // consecutive skipped (NaN/Inf) steps before the run stops
   int num_threads = 0;               // CPU threads (0: torch's default)
+  // [dist] (multi-process runs; see docs/distributed.md)
+  int64_t dist_zero = 0;             // 0: DDP (replicated AdamW) | 1: optimizer state sharded | 2: + gradients sharded
+  double dist_bucket_mb = 25;        // gradient bucket size for overlapping communication with the backward pass
+  double dist_timeout_s = 600;       // a collective (or the rendezvous) waiting longer than this fails every rank
   // [run]
   std::string out_dir = "runs/supra";
   int64_t log_every = 1;

@@ -13,10 +13,15 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "training/activation_checkpoint.h"
+#include "training/dist_env.h"
 #include "training/loss.h"
 #include "training/metrics.h"
 #include "training/schedule.h"
 #include "training/signals.h"
+
+#ifdef SUPRA_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 namespace supra::training {
 namespace fs = std::filesystem;
@@ -24,26 +29,27 @@ namespace fs = std::filesystem;
 namespace {
 
 // AdamW groups as in the reference: no weight decay on norms, biases and embeddings.
-std::vector<torch::optim::OptimizerParamGroup> param_groups(CausalLM& model, const TrainConfig& c) {
-  std::vector<torch::Tensor> decay, no_decay;
+std::vector<NamedParam> named_params(CausalLM& model) {
+  std::vector<NamedParam> out;
   for (const auto& p : model->named_parameters()) {
     const std::string& n = p.key();
+    if (!p.value().requires_grad()) continue;
     const bool exempt = p.value().dim() < 2 || n.find("norm") != std::string::npos ||
                         n.find("bias") != std::string::npos || n.find("embed") != std::string::npos;
-    (exempt ? no_decay : decay).push_back(p.value());
+    out.push_back(NamedParam{n, p.value(), !exempt});
   }
-  auto opts = [&](double wd) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(c.lr);
-    o->betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(wd);
-    return o;
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, opts(c.weight_decay));
-  groups.emplace_back(no_decay, opts(0.0));
-  return groups;
+  return out;
 }
 
 bool is_finite(double x) { return std::isfinite(x); }
+
+void set_current_cuda_device(torch::Device d) {
+#ifdef SUPRA_WITH_CUDA
+  c10::cuda::set_device(d.index());
+#else
+  (void)d;
+#endif
+}
 
 }  // namespace
 
@@ -51,13 +57,25 @@ Trainer::Trainer(TrainConfig config, std::string resolved_config_toml)
     : cfg_(std::move(config)), resolved_toml_(std::move(resolved_config_toml)) {}
 
 void Trainer::setup() {
-  cfg_.validate();
+  const DistEnv env = read_dist_env();
+  cfg_.validate(env.world_size);
+  if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // one rank reports progress
   if (cfg_.num_threads > 0) torch::set_num_threads(cfg_.num_threads);
   torch::manual_seed(cfg_.seed);
   if (cfg_.device == "cuda" && !torch::cuda::is_available())
     throw Error("config", "train.device = cuda, but no CUDA device is available");
-  device_ = (cfg_.device == "cuda" || (cfg_.device == "auto" && torch::cuda::is_available())) ? torch::Device(torch::kCUDA)
-                                                                                                : torch::Device(torch::kCPU);
+  device_ = torch::Device(torch::kCPU);
+  if (cfg_.device == "cuda" || (cfg_.device == "auto" && torch::cuda::is_available())) {
+    // One GPU per process, picked by the local rank.
+    const int64_t n = static_cast<int64_t>(torch::cuda::device_count());
+    if (env.distributed() && env.local_rank >= n)
+      throw Error("environment", "LOCAL_RANK " + std::to_string(env.local_rank) + " but only " + std::to_string(n) +
+                                     " GPU(s) visible");
+    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % std::max<int64_t>(n, 1)));
+    set_current_cuda_device(device_);
+  }
+  comm_ = std::make_shared<Communicator>(
+      env, device_, std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
   bf16_autocast_ = cfg_.precision == "bf16" || (cfg_.precision == "auto" && device_.is_cuda());
 
   // Model: a supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
@@ -85,16 +103,27 @@ void Trainer::setup() {
   lo.seed = cfg_.data_seed;
   lo.eval_samples = cfg_.eval_samples;
   lo.eval_fraction = cfg_.eval_fraction;
+  lo.rank = comm_->rank();
+  lo.world_size = comm_->size();
   loader_ = std::make_unique<data::TokenLoader>(tokens_, lo);
 
-  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups(model_, cfg_));
+  ShardedAdamWOptions oo;
+  oo.zero = static_cast<int>(cfg_.dist_zero);
+  oo.bucket_mb = cfg_.dist_bucket_mb;
+  oo.lr = cfg_.lr;
+  oo.beta1 = cfg_.beta1;
+  oo.beta2 = cfg_.beta2;
+  oo.eps = cfg_.eps;
+  oo.weight_decay = cfg_.weight_decay;
+  optimizer_ = std::make_unique<ShardedAdamW>(named_params(model_), comm_, oo);
 
   // Run folder and resume.
   std::error_code ec;
   fs::create_directories(cfg_.out_dir, ec);
   if (ec) throw Error(cfg_.out_dir, "cannot create run folder: " + ec.message());
-  checkpoints_ = std::make_unique<CheckpointManager>(cfg_.out_dir, cfg_.keep_last);
-  checkpoints_->remove_partial();
+  checkpoints_ = std::make_unique<CheckpointManager>(cfg_.out_dir, cfg_.keep_last, comm_);
+  if (comm_->rank() == 0) checkpoints_->remove_partial();
+  comm_->barrier();
   auto latest = checkpoints_->latest();
   state_ = TrainState{};
   state_.config = cfg_;
@@ -110,11 +139,16 @@ void Trainer::setup() {
     resumed_ = true;
     spdlog::info("resumed from {} at step {}", latest->string(), state_.step);
   }
-  write_file_atomic(fs::path(cfg_.out_dir) / "train_config.toml", resolved_toml_);
+  if (comm_->rank() == 0) write_file_atomic(fs::path(cfg_.out_dir) / "train_config.toml", resolved_toml_);
   spdlog::info("model {} ({} parameters) on {}{}; data {} ({} tokens, {} train / {} held-out samples of {}+1)",
                cfg_.model_path, model_->parameter_count(), device_.str(), bf16_autocast_ ? " with bf16 autocast" : "",
                cfg_.data_dir, tokens_->num_tokens(), loader_->num_train_samples(), loader_->num_eval_samples(),
                cfg_.seq_len);
+  if (comm_->size() > 1)
+    spdlog::info("{} ranks ({}), ZeRO stage {}, {} gradient buckets; optimizer state + gradient buffers on rank 0: "
+                 "{:.1f} MiB",
+                 comm_->size(), comm_->backend_name(), cfg_.dist_zero, optimizer_->num_buckets(),
+                 optimizer_->state_bytes() / 1048576.0);
 }
 
 torch::Tensor Trainer::forward(const torch::Tensor& inputs, const torch::Tensor& resets) {
@@ -150,6 +184,8 @@ double Trainer::evaluate() {
       count += rows * T;
     }
   }
+  sum = comm_->sum(sum);
+  count = comm_->sum(count);
   return count > 0 ? sum / count : std::nan("");
 }
 
@@ -157,18 +193,23 @@ TrainResult Trainer::run() {
   setup();
   install_stop_handlers();
   const fs::path run_dir = cfg_.out_dir;
-  MetricsLog metrics(run_dir / "metrics.jsonl", resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
+  const bool lead = comm_->rank() == 0;
+  std::optional<MetricsLog> metrics_log;
+  if (lead) metrics_log.emplace(run_dir / "metrics.jsonl", resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
+  auto write_metrics = [&](const nlohmann::json& j) {
+    if (metrics_log) metrics_log->write(j);
+  };
   Schedule schedule{cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
   const int64_t T = cfg_.seq_len;
-  const int64_t micro_steps = cfg_.global_batch / cfg_.micro_batch;
-  const bool tty = ::isatty(STDERR_FILENO);
+  const int64_t micro_steps = cfg_.global_batch / comm_->size() / cfg_.micro_batch;  // per rank
+  const bool tty = lead && ::isatty(STDERR_FILENO);
   TrainResult result;
 
   auto run_eval = [&] {
     const double ce = evaluate();
     if (std::isnan(ce)) return;
     spdlog::info("eval at step {}: loss {:.4f}, ppl {:.3f}", state_.step, ce, std::exp(ce));
-    metrics.write({{"step", state_.step}, {"eval_loss", ce}, {"eval_ppl", std::exp(ce)}, {"tokens", state_.tokens_seen}});
+    write_metrics({{"step", state_.step}, {"eval_loss", ce}, {"eval_ppl", std::exp(ce)}, {"tokens", state_.tokens_seen}});
   };
   auto save = [&] {
     state_.loader = loader_->state();
@@ -182,27 +223,33 @@ TrainResult Trainer::run() {
   torch::Tensor tokens_buf, starts_buf;
   while (state_.step < cfg_.steps) {
     const double lr = schedule.at(state_.step);
-    for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    auto batch = loader_->next_batch();
-    optimizer_->zero_grad();
+    auto batch = loader_->next_batch();  // this rank's rows of the global batch
+    optimizer_->begin_step();
     double loss_sum = 0, ce_sum = 0;
     for (int64_t m = 0; m < micro_steps; ++m) {
       auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
       auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+      optimizer_->begin_micro(m + 1 == micro_steps);
       auto logits = forward(tok.narrow(1, 0, T), resets);
       auto parts = lm_loss(logits, tok.narrow(1, 1, T), cfg_.z_loss);
       auto loss = parts.total / static_cast<double>(micro_steps);
       if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
       loss.backward();
+      optimizer_->end_micro();
       loss_sum += loss.item<double>();
       ce_sum += parts.ce.item<double>() / micro_steps;
     }
-    std::vector<torch::Tensor> params = model_->parameters();
-    double grad_norm = cfg_.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, cfg_.grad_clip)
-                                          : torch::nn::utils::clip_grad_norm_(params, 1e300);
+    if (comm_->size() > 1) {  // the global batch's mean loss (each rank holds the mean of its equal share)
+      auto sums = torch::tensor({loss_sum, ce_sum}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+      comm_->allreduce_sum(sums);
+      sums = sums.cpu() / static_cast<double>(comm_->size());
+      loss_sum = sums[0].item<double>();
+      ce_sum = sums[1].item<double>();
+    }
+    const double grad_norm = optimizer_->grad_norm();
     const bool skip = !is_finite(loss_sum) || !is_finite(grad_norm);
     if (skip) {
-      optimizer_->zero_grad();
+      optimizer_->discard();
       ++state_.nonfinite_streak;
       spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
                    state_.step, loss_sum, grad_norm, state_.nonfinite_streak);
@@ -210,7 +257,7 @@ TrainResult Trainer::run() {
         throw Error(cfg_.out_dir, std::to_string(state_.nonfinite_streak) +
                                       " consecutive non-finite steps; stopping (the last checkpoint is untouched)");
     } else {
-      optimizer_->step();
+      optimizer_->step(lr, grad_norm, cfg_.grad_clip);
       state_.nonfinite_streak = 0;
     }
     ++state_.step;
@@ -233,7 +280,7 @@ TrainResult Trainer::run() {
       // 6·N FLOPs per token (forward + backward) against H100 dense bf16 peak.
       st.mfu = 6.0 * model_->parameter_count() * st.tokens_per_s / 989e12;
     }
-    metrics.write({{"step", state_.step},         {"loss", loss_sum},        {"ce", ce_sum},
+    write_metrics({{"step", state_.step},         {"loss", loss_sum},        {"ce", ce_sum},
                    {"ppl", std::exp(ce_sum)},      {"lr", lr},                {"grad_norm", grad_norm},
                    {"tokens", state_.tokens_seen}, {"tokens_per_s", st.tokens_per_s}, {"skipped", skip}});
     if (state_.step % cfg_.log_every == 0 || state_.step == cfg_.steps) {
@@ -247,7 +294,8 @@ TrainResult Trainer::run() {
       if (tty) std::fprintf(stderr, "\n");
       run_eval();
     }
-    const bool stop = stop_requested();
+    // A signal may reach the ranks at different steps: they stop together, after the same step.
+    const bool stop = comm_->max(stop_requested() ? 1.0 : 0.0) > 0;
     if (stop || state_.step == cfg_.steps || (cfg_.save_every > 0 && state_.step % cfg_.save_every == 0 && !skip)) {
       if (tty && state_.step != cfg_.steps) std::fprintf(stderr, "\n");
       save();
@@ -259,6 +307,9 @@ TrainResult Trainer::run() {
     }
   }
   if (!result.stopped_by_signal && cfg_.eval_batches > 0) run_eval();
+  if (comm_->size() > 1)
+    spdlog::info("rank 0 holds {} bytes of optimizer state, master slices and gradient buffers (ZeRO stage {}, {} ranks)",
+                 optimizer_->state_bytes(), cfg_.dist_zero, comm_->size());
   result.final_step = state_.step;
   return result;
 }

@@ -1,7 +1,9 @@
-// The uptraining loop of `supra train` (single process): model (converted, or converted on the fly), data loader,
-// AdamW with the reference schedule, gradient accumulation and clipping, CE + z-loss, bf16 autocast on GPU,
-// optional activation checkpointing, periodic evaluation and checkpoints, exact resume, preemption handling and
-// non-finite step skipping.
+// The uptraining loop of `supra train`: model (converted, or converted on the fly), data loader, AdamW with the
+// reference schedule, gradient accumulation and clipping, CE + z-loss, bf16 autocast on GPU, optional activation
+// checkpointing, periodic evaluation and checkpoints, exact resume, preemption handling and non-finite step
+// skipping. One process, or one process per GPU/CPU rank under torchrun / Slurm (data parallel, ZeRO-1/2; the
+// launcher's environment decides, see training/dist_env.h): the global batch and the data stream do not depend on
+// the world size.
 #pragma once
 #include <functional>
 #include <memory>
@@ -10,6 +12,8 @@
 #include "core/causal_lm.h"
 #include "data/loader.h"
 #include "training/checkpoint.h"
+#include "training/communicator.h"
+#include "training/sharded_adamw.h"
 #include "training/train_config.h"
 
 namespace supra::training {
@@ -46,7 +50,8 @@ class Trainer {
   CausalLM model_{nullptr};
   std::shared_ptr<data::ShardedTokens> tokens_;
   std::unique_ptr<data::TokenLoader> loader_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<ShardedAdamW> optimizer_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   TrainState state_;
   bool resumed_ = false;

@@ -260,7 +260,11 @@ TEST(Trainer, DiskFullDuringSaveKeepsThePreviousCheckpoint) {
   ASSERT_TRUE(before.has_value());
   // A model whose save must fail: cap the file size this process may write.
   auto model = supra::load_model(tmp.path / "model");
-  torch::optim::AdamW opt(model->parameters());
+  std::vector<supra::training::NamedParam> params;
+  for (const auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), true});
+  supra::training::ShardedAdamW opt(
+      params, std::make_shared<supra::training::Communicator>(supra::training::DistEnv{}, torch::kCPU, std::chrono::seconds(1)),
+      {});
   supra::training::TrainState st;
   st.step = 3;
   struct rlimit old {};
