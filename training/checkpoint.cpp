@@ -66,9 +66,8 @@ fs::path CheckpointManager::save(CausalLM& model, ShardedAdamW& optimizer, const
   const std::string name = step_name(state.step);
   const fs::path final_dir = dir() / name;
   // One temporary name for all ranks (rank 0's pid, broadcast), so that they all write into the same folder.
-  auto pid = torch::tensor({static_cast<int64_t>(::getpid())}, torch::kLong);
-  comm_->broadcast(pid, 0);
-  const fs::path tmp = dir() / (name + ".tmp-" + std::to_string(pid.item<int64_t>()));
+  const int64_t pid = comm_->broadcast(static_cast<int64_t>(::getpid()), 0);
+  const fs::path tmp = dir() / (name + ".tmp-" + std::to_string(pid));
   std::string error;
   auto attempt = [&](const std::function<void()>& f) {
     if (!error.empty()) return;

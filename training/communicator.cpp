@@ -157,6 +157,13 @@ void Communicator::broadcast(torch::Tensor& t, int root) {
   wait(h, "broadcast");
 }
 
+int64_t Communicator::broadcast(int64_t value, int root) {
+  if (!backend_) return value;
+  auto t = torch::tensor({value}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  broadcast(t, root);
+  return t.item<int64_t>();
+}
+
 double Communicator::sum(double local) {
   if (!backend_) return local;
   auto t = torch::tensor({local}, torch::TensorOptions().dtype(torch::kDouble).device(device_));

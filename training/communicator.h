@@ -36,6 +36,7 @@ class Communicator {
   void allreduce_sum(torch::Tensor& t);
   void allgather(torch::Tensor& out, torch::Tensor& in);  // in: [n], out: [W·n]
   void broadcast(torch::Tensor& t, int root = 0);
+  int64_t broadcast(int64_t value, int root = 0);  // a host value through a tensor on the job's device
   double sum(double local);
   double max(double local);
   bool all_ok(bool local_ok);  // true when every rank passed true

@@ -118,7 +118,11 @@ void ShardedAdamW::on_grad(size_t slot, const torch::Tensor& param) {
   if (!b.grad.defined()) b.grad = torch::zeros({b.padded}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
   b.grad.narrow(0, s.offset, s.numel).add_(g.reshape(-1));
   g.reset();  // the bucket holds it now (and, in ZeRO-2, only until its reduce-scatter is done)
-  if (++b.ready == b.slots.size()) launch_ready();
+  if (++b.ready == b.slots.size()) {
+    in_hook_ = true;
+    launch_ready();
+    in_hook_ = false;
+  }
 }
 
 void ShardedAdamW::launch_ready() {
@@ -139,6 +143,8 @@ void ShardedAdamW::launch(size_t i) {
     b.work = comm_->reduce_scatter_sum_async(b.shard_in, b.grad);
   }
   b.pending = true;
+  ++launched_total_;
+  if (in_hook_) ++launched_in_backward_;
   if (opt_.zero == 2) {
     // Free what has arrived; keep at most kMaxInFlight full-size buckets alive beside the ones still filling.
     in_flight_.push_back(i);
@@ -174,11 +180,9 @@ void ShardedAdamW::end_micro() {
 
 double ShardedAdamW::grad_norm() {
   torch::NoGradGuard no_grad;
-  double local = 0;
-  for (auto& b : buckets_) {
-    const torch::Tensor& g = opt_.zero == 0 ? b.grad : b.shard_grad;
-    local += g.square().sum(torch::kDouble).item<double>();
-  }
+  auto acc = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  for (auto& b : buckets_) acc += (opt_.zero == 0 ? b.grad : b.shard_grad).square().sum(torch::kDouble);
+  double local = acc.item<double>();  // one device → host copy per step
   if (opt_.zero >= 1) local = comm_->sum(local);
   return std::sqrt(local);
 }

@@ -66,6 +66,9 @@ class ShardedAdamW {
 
   int zero() const { return opt_.zero; }
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  // Collectives started from inside the backward pass (overlapped) vs all started, since construction.
+  int64_t launched_in_backward() const { return launched_in_backward_; }
+  int64_t launched_total() const { return launched_total_; }
   // Bytes this rank holds for optimizer state, master slices and persistent gradient buffers.
   int64_t state_bytes() const;
 
@@ -112,6 +115,8 @@ class ShardedAdamW {
   size_t next_launch_ = 0;
   std::vector<size_t> in_flight_;  // ZeRO-2: launched buckets, oldest first (at most kMaxInFlight stay allocated)
   bool communicate_ = false;
+  bool in_hook_ = false;
+  int64_t launched_in_backward_ = 0, launched_total_ = 0;
   torch::Device device_{torch::kCPU};
 };
 

@@ -76,6 +76,15 @@ void Trainer::setup() {
   }
   comm_ = std::make_shared<Communicator>(
       env, device_, std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
+  if (comm_->size() > 1) {
+    // Every rank must run the same job: a rank started with other flags would compute garbage or hang.
+    const int64_t mine = static_cast<int64_t>(std::hash<std::string>{}(cfg_.to_json().dump()) >> 1);
+    const int64_t lead = comm_->broadcast(mine, 0);
+    if (!comm_->all_ok(mine == lead))
+      throw Error("rank " + std::to_string(comm_->rank()),
+                  mine == lead ? "another rank was started with a different train config"
+                               : "this rank's train config differs from rank 0's (start every rank with the same flags)");
+  }
   bf16_autocast_ = cfg_.precision == "bf16" || (cfg_.precision == "auto" && device_.is_cuda());
 
   // Model: a supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
@@ -92,6 +101,10 @@ void Trainer::setup() {
   }
   model_->to(device_);
   model_->train();
+  if (comm_->size() > 1) {  // as DDP does: every rank starts from rank 0's weights
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters()) comm_->broadcast(p, 0);
+  }
 
   // Data: checked against the model before any step.
   tokens_ = std::make_shared<data::ShardedTokens>(cfg_.data_dir);
@@ -308,8 +321,10 @@ TrainResult Trainer::run() {
   }
   if (!result.stopped_by_signal && cfg_.eval_batches > 0) run_eval();
   if (comm_->size() > 1)
-    spdlog::info("rank 0 holds {} bytes of optimizer state, master slices and gradient buffers (ZeRO stage {}, {} ranks)",
-                 optimizer_->state_bytes(), cfg_.dist_zero, comm_->size());
+    spdlog::info("rank 0 holds {} bytes of optimizer state, master slices and gradient buffers (ZeRO stage {}, {} ranks); "
+                 "{} of {} gradient collectives started inside the backward pass",
+                 optimizer_->state_bytes(), cfg_.dist_zero, comm_->size(), optimizer_->launched_in_backward(),
+                 optimizer_->launched_total());
   result.final_step = state_.step;
   return result;
 }

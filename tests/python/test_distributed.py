@@ -190,6 +190,9 @@ def test_ranks_match_one_process(supra_bin, config, single, yardstick, world, ze
     expected = {0: 4 + 8, 1: 4 + 4 / world + 8 / world + 4 / world, 2: 4 / world + 8 / world + 4 / world}[zero] * n
     held = int(re.search(r"rank 0 holds (\d+) bytes", res[0].stderr).group(1))
     assert abs(held - expected) <= 0.001 * expected, (held, expected)
+    # Overlap: every bucket's collective starts from the autograd hook, while the backward pass is still running.
+    overlapped, total = map(int, re.search(r"(\d+) of (\d+) gradient collectives started inside", res[0].stderr).groups())
+    assert total > STEPS and overlapped == total, (overlapped, total)
 
 
 def test_zero2_world4_matches_one_process(single, yardstick, zero2_world4):
@@ -301,3 +304,18 @@ def test_inconsistent_environment_is_one_line_error(supra_bin, config, tmp_path)
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: environment: rank 3 is outside the world of 2 processes"
+
+
+def test_ranks_with_different_flags_refuse_to_start(supra_bin, config, tmp_path):
+    port = free_port()
+    procs = []
+    for rank, lr in ((0, "1e-5"), (1, "2e-5")):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([supra_bin, "train", "--config", str(config), "--run.out_dir",
+                                       str(tmp_path / "run"), "--optim.lr", lr],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    errs = [p.communicate(timeout=120)[1].strip().splitlines()[-1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], errs
+    assert errs[0] == "error: rank 0: another rank was started with a different train config"
+    assert errs[1].startswith("error: rank 1: this rank's train config differs from rank 0's")
