@@ -42,6 +42,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--train.micro_batch", c->micro_batch, "rows per forward/backward")->capture_default_str();
   cmd->add_option("--train.device", c->device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--train.precision", c->precision, "auto | fp32 | bf16")->capture_default_str();
+  cmd->add_option("--train.param_dtype", c->param_dtype,
+                  "fp32 | bf16 (bf16 matrices + fp32 master slices; needs dist.zero ≥ 1)")->capture_default_str();
   cmd->add_flag("--train.activation_checkpointing{true},!--train.no_activation_checkpointing",
                 c->activation_checkpointing, "recompute each block in the backward pass");
   cmd->add_option("--train.seed", c->seed, "global seed")->capture_default_str();

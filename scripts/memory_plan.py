@@ -6,8 +6,8 @@ activation estimate, for a model shape (an HF config.json or a built-in 7B shape
     python3 scripts/memory_plan.py --config /models/Mistral-7B-v0.1/config.json --gpus 8 --micro-batch 1 --zero 2
 
 Model states (bytes per parameter, N parameters, W ranks), as training/sharded_adamw.h lays them out:
-    fp32 parameters (replicated; bf16 autocast computes from them)           4
-    bf16 copies of the weights cached by autocast during forward/backward    2   (GPU, bf16 precision)
+    parameters (replicated)         train.param_dtype fp32: 4 + 2 (autocast's cached bf16 copies of the weights)
+                                    train.param_dtype bf16: 2 (matrices; norms stay fp32), needs ZeRO ≥ 1
     fp32 gradient buckets                 zero 0: 4   zero 1: 4 + 4/W (+ the reduced slice)   zero 2: 4/W
                                           (zero 2: + the buckets of one micro-batch in flight, freed after it)
     AdamW exp_avg + exp_avg_sq            zero 0: 8         zero 1, 2: 8/W
@@ -48,15 +48,16 @@ def parameter_count(c: dict) -> int:
     return L * per_layer + emb + d
 
 
-def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointing: bool) -> dict[str, float]:
+def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointing: bool,
+         bf16_params: bool = False) -> dict[str, float]:
     n = parameter_count(c)
     W = gpus
     d, f, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
     h, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
     d_kv = d // h * kv
     out = {
-        "params fp32": 4 * n,
-        "autocast bf16 weights": 2 * n,
+        "params": 2 * n if bf16_params else 4 * n,
+        "autocast bf16 weights": 0 if bf16_params else 2 * n,
         "grads": {0: 4 * n, 1: 4 * n + 4 * n / W, 2: 4 * n / W}[zero],
         "adam": 8 * n if zero == 0 else 8 * n / W,
         "master": 0 if zero == 0 else 4 * n / W,
@@ -70,15 +71,17 @@ def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointin
 
 
 def table(configs: dict[str, dict], gpu_counts, micro_batch: int, seq: int) -> str:
-    rows = ["| model | GPUs | ZeRO | act. ckpt | params+bf16 | grads | Adam | master | activations | **total GiB** |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | GPUs | ZeRO | param dtype | act. ckpt | params (+autocast copies) | grads | Adam | master | "
+            "activations | **total GiB** |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in configs.items():
         for g in gpu_counts:
-            for zero in (0, 1, 2):
+            for zero, bf16 in ((0, False), (1, False), (2, False), (1, True), (2, True)):
                 for ck in (True, False):
-                    p = plan(c, g, zero, micro_batch, seq, ck)
-                    rows.append(f"| {name} ({parameter_count(c) / 1e9:.2f}B) | {g} | {zero} | {'yes' if ck else 'no'} | "
-                                f"{(p['params fp32'] + p['autocast bf16 weights']) / GiB:.1f} | {p['grads'] / GiB:.1f} | "
+                    p = plan(c, g, zero, micro_batch, seq, ck, bf16)
+                    rows.append(f"| {name} ({parameter_count(c) / 1e9:.2f}B) | {g} | {zero} | "
+                                f"{'bf16' if bf16 else 'fp32'} | {'yes' if ck else 'no'} | "
+                                f"{(p['params'] + p['autocast bf16 weights']) / GiB:.1f} | {p['grads'] / GiB:.1f} | "
                                 f"{p['adam'] / GiB:.1f} | {p['master'] / GiB:.1f} | {p['activations'] / GiB:.1f} | "
                                 f"**{p['total'] / GiB:.1f}** |")
     return "\n".join(rows)
@@ -96,7 +99,7 @@ def main() -> None:
         with open(args.config) as fh:
             c = json.load(fh)
         configs = {c.get("_name_or_path", args.config): c}
-    print(f"micro-batch {args.micro_batch} × seq {args.seq_len}, bf16 autocast over fp32 parameters\n")
+    print(f"micro-batch {args.micro_batch} × seq {args.seq_len}, bf16 autocast\n")
     print(table(configs, args.gpus, args.micro_batch, args.seq_len))
 
 

@@ -7,7 +7,7 @@ namespace supra::training {
 #define SUPRA_TRAIN_CONFIG_FIELDS(X)                                                                          \
   X(model_path) X(decay) X(feature_map_seed) X(chunk_size) X(qk_norm) X(data_dir) X(seq_len) X(data_seed)      \
   X(eval_samples) X(eval_fraction) X(lr) X(min_lr) X(warmup_steps) X(beta1) X(beta2) X(eps) X(weight_decay)   \
-  X(grad_clip) X(z_loss) X(steps) X(global_batch) X(micro_batch) X(device) X(precision)                        \
+  X(grad_clip) X(z_loss) X(steps) X(global_batch) X(micro_batch) X(device) X(precision) X(param_dtype)                        \
   X(activation_checkpointing) X(seed) X(max_nonfinite) X(num_threads) X(out_dir) X(log_every) X(eval_every)    \
   X(eval_batches) X(save_every) X(keep_last) X(resume) X(dist_zero) X(dist_bucket_mb) X(dist_timeout_s)
 
@@ -39,6 +39,10 @@ void TrainConfig::validate(int64_t world_size) const {
   if (eval_every < 0 || save_every < 0 || eval_batches < 0) fail("run: eval_every, save_every, eval_batches ≥ 0");
   if (chunk_size < 1) fail("model.chunk_size must be ≥ 1");
   if (dist_zero < 0 || dist_zero > 2) fail("dist.zero must be 0, 1 or 2");
+  if (param_dtype != "fp32" && param_dtype != "bf16") fail("train.param_dtype must be fp32 or bf16");
+  if (param_dtype == "bf16" && dist_zero < 1)
+    fail("train.param_dtype = bf16 needs dist.zero ≥ 1 (the fp32 master weights live in the optimizer's slices)");
+  if (param_dtype == "bf16" && precision == "fp32") fail("train.param_dtype = bf16 needs train.precision bf16 or auto");
   if (!(dist_bucket_mb > 0)) fail("dist.bucket_mb must be > 0");
   if (!(dist_timeout_s > 0)) fail("dist.timeout_s must be > 0");
 }

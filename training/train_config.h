@@ -36,6 +36,8 @@ struct TrainConfig {
   int64_t micro_batch = 8;           // rows per forward/backward on one rank
   std::string device = "auto";       // auto | cpu | cuda
   std::string precision = "auto";    // auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16
+  std::string param_dtype = "fp32";  // fp32 | bf16: matrices stored in bf16, fp32 master slices in the optimizer
+                                     //   (needs dist.zero ≥ 1 and bf16 precision; saves 4 bytes per parameter)
   bool activation_checkpointing = false;
   uint64_t seed = 0;
   int64_t max_nonfinite = 5;         // consecutive skipped (NaN/Inf) steps before the run stops

@@ -152,6 +152,14 @@ void Trainer::setup() {
     resumed_ = true;
     spdlog::info("resumed from {} at step {}", latest->string(), state_.step);
   }
+  if (cfg_.param_dtype == "bf16") {
+    // After the optimizer took its fp32 master slices (and a resume restored them): the model keeps bf16 matrices,
+    // which the optimizer overwrites with the rounded masters after every step. Vectors (norms, decay) stay fp32.
+    if (!bf16_autocast_) throw Error("config", "train.param_dtype = bf16 needs bf16 autocast (train.precision bf16)");
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters())
+      if (p.dim() >= 2) p.set_data(p.detach().to(torch::kBFloat16));
+  }
   if (comm_->rank() == 0) write_file_atomic(fs::path(cfg_.out_dir) / "train_config.toml", resolved_toml_);
   spdlog::info("model {} ({} parameters) on {}{}; data {} ({} tokens, {} train / {} held-out samples of {}+1)",
                cfg_.model_path, model_->parameter_count(), device_.str(), bf16_autocast_ ? " with bf16 autocast" : "",

@@ -319,3 +319,41 @@ def test_ranks_with_different_flags_refuse_to_start(supra_bin, config, tmp_path)
     assert [p.returncode for p in procs] == [2, 2], errs
     assert errs[0] == "error: rank 0: another rank was started with a different train config"
     assert errs[1].startswith("error: rank 1: this rank's train config differs from rank 0's")
+
+
+def test_bf16_parameters_with_sharded_fp32_master(supra_bin, config, tmp_path):
+    """train.param_dtype = bf16: the model's matrices are bf16, the fp32 master weights exist only as the ranks'
+    ZeRO slices. 2 ranks (ZeRO-2) follow 1 rank (ZeRO-1); the checkpoint keeps the exact fp32 masters; it resumes
+    at 1 rank."""
+    bf16 = ("--train.precision", "bf16", "--train.param_dtype", "bf16")
+    two, one = tmp_path / "two", tmp_path / "one"
+    launch(supra_bin, config, two, 2, "--dist.zero", "2", *bf16)
+    launch(supra_bin, config, one, 1, "--dist.zero", "1", *bf16)
+    m2, m1 = metrics(two), metrics(one)
+    for s in range(1, STEPS + 1):
+        assert abs(m2[s]["loss"] - m1[s]["loss"]) <= 1e-3 * m1[s]["loss"], (s, m2[s]["loss"], m1[s]["loss"])
+    ck = two / "checkpoints" / f"step_{STEPS:08d}"
+    model = weights(two)
+    assert all((t.dtype == torch.bfloat16) == (t.dim() >= 2) for t in model.values())
+    masters: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    for f in sorted(ck.glob("optimizer-*.safetensors")):
+        for key, t in load_file(str(f)).items():
+            if key.startswith("master/"):
+                name, start = key[len("master/"):].rsplit("@", 1)
+                masters.setdefault(name, []).append((int(start), t))
+    checked = 0
+    for name, t in model.items():
+        if t.dim() < 2:
+            continue
+        flat = t.reshape(-1).float()
+        for start, piece in masters[name]:
+            assert piece.dtype == torch.float32
+            ref = flat[start:start + piece.numel()]
+            assert torch.equal(piece.bfloat16().float(), ref), name  # the parameter is the rounded master
+            checked += int((piece != ref).sum())
+    assert checked > 0, "the masters carry more precision than the bf16 parameters"
+    run = truncated_copy(two, tmp_path / "resumed", SAVE_EVERY)
+    launch(supra_bin, config, run, 1, "--dist.zero", "1", "--run.resume", "auto", *bf16)
+    mr = metrics(run)
+    for s in range(SAVE_EVERY + 1, STEPS + 1):
+        assert abs(mr[s]["loss"] - m2[s]["loss"]) <= 1e-3 * m2[s]["loss"], (s, mr[s]["loss"], m2[s]["loss"])
