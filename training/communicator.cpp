@@ -1,6 +1,8 @@
 #include "training/communicator.h"
 
 #include <spdlog/spdlog.h>
+
+#include <csignal>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -36,6 +38,9 @@ Communicator::Communicator(const DistEnv& env, torch::Device device, std::chrono
     : env_(env), device_(device), timeout_(timeout) {
   // A launcher's world of one still gets a process group (so `torchrun --nproc-per-node 1` exercises NCCL / Gloo).
   if (env_.launcher == "single") return;
+  // A peer that dies leaves sockets whose next write raises SIGPIPE, which would kill this rank silently; ignored,
+  // the write fails with EPIPE and the collective reports the dead peer.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(env_.master_port);
