@@ -169,21 +169,14 @@ int64_t Communicator::broadcast(int64_t value, int root) {
   return t.item<int64_t>();
 }
 
-double Communicator::sum(double local) {
-  if (!backend_) return local;
-  auto t = torch::tensor({local}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-  allreduce_sum(t);
-  return t.item<double>();
-}
-
-double Communicator::max(double local) {
+double Communicator::reduce_scalar(double local, c10d::ReduceOp op) {
   if (!backend_) return local;
   auto t = torch::tensor({local}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   Handle h;
   try {
     std::vector<at::Tensor> v{t};
     c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::MAX;
+    o.reduceOp = op;
     h = backend_->allreduce(v, o);
   } catch (const std::exception& e) {
     fail("allreduce", e);
@@ -191,6 +184,10 @@ double Communicator::max(double local) {
   wait(h, "allreduce");
   return t.item<double>();
 }
+
+double Communicator::sum(double local) { return reduce_scalar(local, c10d::ReduceOp::SUM); }
+
+double Communicator::max(double local) { return reduce_scalar(local, c10d::ReduceOp::MAX); }
 
 bool Communicator::all_ok(bool local_ok) { return sum(local_ok ? 0.0 : 1.0) == 0.0; }
 

@@ -44,6 +44,7 @@ class Communicator {
 
  private:
   [[noreturn]] void fail(const char* what, const std::exception& e) const;
+  double reduce_scalar(double local, c10d::ReduceOp op);
 
   DistEnv env_;
   torch::Device device_;

@@ -324,14 +324,13 @@ void ShardedAdamW::load(const fs::path& folder) {
   };
   torch::NoGradGuard no_grad;
   adam_->state().clear();
+  std::map<std::string, const Slot*> slot_of;
+  for (const Slot& s : slots_) slot_of[s.name] = &s;
   for (Leaf& leaf : leaves_) {
     if (opt_.zero >= 1) {
       torch::Tensor m = assemble("master", leaf);
-      const Slot* slot = nullptr;
-      for (const Slot& s : slots_)
-        if (s.name == leaf.name) slot = &s;
       if (m.defined()) leaf.tensor.copy_(m);
-      else leaf.tensor.copy_(slot->param.detach().reshape(-1).narrow(0, leaf.start, leaf.tensor.numel()));
+      else leaf.tensor.copy_(slot_of.at(leaf.name)->param.detach().reshape(-1).narrow(0, leaf.start, leaf.tensor.numel()));
     }
     if (adam_step == 0) continue;
     torch::Tensor ea = assemble("exp_avg", leaf), eas = assemble("exp_avg_sq", leaf);
