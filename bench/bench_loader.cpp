@@ -3,7 +3,7 @@
 // Writes a synthetic data folder (default 128M uint16 tokens, ~260 MB, documents of 50..4000 tokens, 8 shards) to
 // a temporary folder — or uses --dir — then times full passes of the loader: shuffled rows of T+1 tokens, int64
 // output, document-start flags, token-id checks, exactly what training gets. Counts training tokens (B × T per
-// step). The synthetic folder is removed at exit. scripts/bench_loader.sh builds and runs it.
+// step). The synthetic folder is removed at exit. scripts/tools/bench_loader.sh builds and runs it.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <random>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "data/loader.h"
 #include "data/shards.h"
 

@@ -4,9 +4,9 @@
 #include <torch/torch.h>
 
 #include "cli/commands.h"
-#include "core/checkpoint_io.h"
-#include "core/convert.h"
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/formats/model_io.h"
+#include "core/supra/convert.h"
 
 namespace supra::cli {
 namespace {
@@ -28,7 +28,7 @@ void run_convert(const ConvertArgs& a) {
   settings.decay = parse_decay(a.decay);
   settings.qk_norm = a.qk_norm;
   settings.chunk_size = a.chunk_size;
-  Checkpoint ck = read_checkpoint(a.model);
+  StoredModel ck = read_stored_model(a.model);
   if (ck.config.supra) throw Error(a.model, "is already a SUPRA model");
   CausalLM model = build_model(ck, a.model, torch::kFloat, torch::kCPU);
   const int64_t before = model->parameter_count();
@@ -44,16 +44,19 @@ void run_convert(const ConvertArgs& a) {
 }  // namespace
 
 void add_convert(CLI::App& app) {
-  auto* cmd = app.add_subcommand("convert", "Convert a pretrained Llama/Mistral model into a SUPRA linear-attention RNN");
+  auto* cmd =
+      app.add_subcommand("convert", "Convert a pretrained Llama/Mistral model into a SUPRA linear-attention RNN");
   auto a = std::make_shared<ConvertArgs>();
   cmd->add_option("--model", a->model, "HF model folder or llama2.c .bin file")->required();
   cmd->add_option("--out", a->out, "output folder (must not exist, or be empty)")->required();
   cmd->add_option("--seed", a->seed, "seed of the feature-map initialisation")->capture_default_str();
   cmd->add_option("--decay", a->decay, "per-head decay: reference (ALiBi slopes), retnet, none")
-      ->check(CLI::IsMember({"reference", "retnet", "none"}))->capture_default_str();
+      ->check(CLI::IsMember({"reference", "retnet", "none"}))
+      ->capture_default_str();
   cmd->add_flag("--qk-norm", a->qk_norm, "LayerNorm (no affine) on q and k before the feature maps");
   cmd->add_option("--chunk-size", a->chunk_size, "chunk length of the parallel form")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->callback([a] { run_convert(*a); });
 }
 

@@ -1,5 +1,5 @@
 // `supra data …`: tokenized training data (docs/data.md).
-//   prepare  Parquet/JSONL → token shards + manifest (runs scripts/prepare_data.py: HF tokenizers + pyarrow)
+//   prepare  Parquet/JSONL → token shards + manifest (runs scripts/shipped/prepare_data.py: HF tokenizers + pyarrow)
 //   check    verifies a data folder (manifest, sizes, checksums, token ids) and optionally its fit to a model
 //   docs     prints documents' token ids as JSON lines (debugging, cross-checks)
 //   batches  runs the training loader and writes its batches to a .safetensors file (what the model would see)
@@ -17,12 +17,12 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "core/error.h"
-#include "core/checkpoint_io.h"
-#include "core/safetensors.h"
-#include "core/sampling.h"
+#include "core/base/error.h"
+#include "core/formats/model_io.h"
+#include "core/formats/safetensors.h"
 #include "data/loader.h"
 #include "data/shards.h"
+#include "data/teacher_documents.h"
 
 namespace supra::cli {
 namespace {
@@ -32,21 +32,22 @@ using json = nlohmann::json;
 
 // ------------------------------------------------------------------------------------------------ prepare
 
-// scripts/prepare_data.py: $SUPRA_SCRIPTS_DIR, else the source tree this file was compiled from, else next to
+// scripts/shipped/prepare_data.py: $SUPRA_SCRIPTS_DIR, else the source tree this file was compiled from, else next to
 // the executable (../scripts, scripts).
 fs::path find_script(const std::string& name) {
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("SUPRA_SCRIPTS_DIR"); env && *env) {
     const fs::path p = fs::path(env) / name;
-    if (!fs::is_regular_file(p)) throw Error(p.string(), "not found (SUPRA_SCRIPTS_DIR is set to " + std::string(env) + ")");
+    if (!fs::is_regular_file(p))
+      throw Error(p.string(), "not found (SUPRA_SCRIPTS_DIR is set to " + std::string(env) + ")");
     return p;
   }
-  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "scripts" / name);
+  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "scripts" / "shipped" / name);
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    candidates.push_back(exe.parent_path().parent_path() / "scripts" / name);
-    candidates.push_back(exe.parent_path() / "scripts" / name);
+    candidates.push_back(exe.parent_path().parent_path() / "scripts" / "shipped" / name);
+    candidates.push_back(exe.parent_path() / "scripts" / "shipped" / name);
   }
   for (const auto& c : candidates)
     if (fs::is_regular_file(c, ec)) return c;
@@ -71,8 +72,8 @@ struct PrepareArgs {
   args.push_back("--input");
   for (const auto& i : a.inputs) args.push_back(i);
   if (!a.text_column.empty()) args.insert(args.end(), {"--text-column", a.text_column});
-  args.insert(args.end(), {"--seq-len", std::to_string(a.seq_len), "--workers", std::to_string(a.workers),
-                           "--bos", a.bos});
+  args.insert(args.end(),
+              {"--seq-len", std::to_string(a.seq_len), "--workers", std::to_string(a.workers), "--bos", a.bos});
   if (cmd.count("--shard-mb")) {
     std::ostringstream s;
     s.precision(17);
@@ -230,8 +231,8 @@ void run_batches(const BatchesArgs& a) {
     out << loader.state().to_json().dump() << "\n";
     if (!out) throw Error(a.state_out, "cannot write the loader state");
   }
-  spdlog::info("{} rows of {} tokens ({} samples, {} for training) -> {}", samples.size(), t + 1,
-               loader.num_samples(), loader.num_train_samples(), a.out);
+  spdlog::info("{} rows of {} tokens ({} samples, {} for training) -> {}", samples.size(), t + 1, loader.num_samples(),
+               loader.num_train_samples(), a.out);
   std::cout << loader.state().to_json().dump() << std::endl;
 }
 
@@ -250,7 +251,7 @@ void run_sample(const SampleArgs& a) {
   const ModelConfig& cfg = model->config();
   if (!cfg.bos_token_id) throw Error(a.model, "the model has no bos_token_id; cannot start documents");
   if (cfg.eos_token_ids.empty()) throw Error(a.model, "the model has no eos_token_id; cannot end documents");
-  SampleOptions so;
+  data::SampleOptions so;
   so.num_docs = a.docs;
   so.max_tokens = a.max_tokens;
   so.temperature = a.temperature;
@@ -258,7 +259,7 @@ void run_sample(const SampleArgs& a) {
   so.bos_token_id = *cfg.bos_token_id;
   so.eos_token_id = cfg.eos_token_ids.front();
   spdlog::info("sampling {} documents of up to {} tokens from {}", a.docs, a.max_tokens, a.model);
-  const auto docs = sample_documents(model, so);
+  const auto docs = data::sample_documents(model, so);
   data::TokenizerIdentity tok;
   tok.bos_token_id = so.bos_token_id;
   tok.eos_token_id = *so.eos_token_id;
@@ -276,7 +277,7 @@ void add_data(CLI::App& app) {
 
   {
     auto* cmd = data->add_subcommand(
-        "prepare", "Tokenize Parquet/JSONL documents into token shards + manifest (scripts/prepare_data.py)");
+        "prepare", "Tokenize Parquet/JSONL documents into token shards + manifest (scripts/shipped/prepare_data.py)");
     auto a = std::make_shared<PrepareArgs>();
     cmd->add_option("--input", a->inputs, "input files or folders (.parquet, .jsonl, .jsonl.gz)")
         ->required()
@@ -298,7 +299,11 @@ void add_data(CLI::App& app) {
   }
   {
     auto* cmd = data->add_subcommand("check", "Verify a data folder: manifest, files, sizes, checksums, token ids");
-    struct Args { std::string dir, model; bool quick = false; int64_t seq_len = 0; };
+    struct Args {
+      std::string dir, model;
+      bool quick = false;
+      int64_t seq_len = 0;
+    };
     auto a = std::make_shared<Args>();
     cmd->add_option("dir", a->dir, "data folder (manifest.json + shards)")->required();
     cmd->add_option("--model", a->model, "also check that this model (folder or .bin) can train on the data");
@@ -307,8 +312,11 @@ void add_data(CLI::App& app) {
     cmd->callback([a] { run_check(a->dir, a->model, a->quick, a->seq_len); });
   }
   {
-    auto* cmd = data->add_subcommand("docs", "Print documents' token ids as JSON lines {\"doc\": i, \"tokens\": [...]}");
-    struct Args { std::string dir, range; };
+    auto* cmd =
+        data->add_subcommand("docs", "Print documents' token ids as JSON lines {\"doc\": i, \"tokens\": [...]}");
+    struct Args {
+      std::string dir, range;
+    };
     auto a = std::make_shared<Args>();
     cmd->add_option("dir", a->dir, "data folder")->required();
     cmd->add_option("--range", a->range, "documents START:END (default: all)");
@@ -326,7 +334,8 @@ void add_data(CLI::App& app) {
     cmd->add_option("--seed", a->opts.seed, "shuffle seed")->capture_default_str();
     cmd->add_option("--eval-samples", a->opts.eval_samples, "held-out samples (-1: --eval-fraction)")
         ->capture_default_str();
-    cmd->add_option("--eval-fraction", a->opts.eval_fraction, "held-out fraction of the samples")->capture_default_str();
+    cmd->add_option("--eval-fraction", a->opts.eval_fraction, "held-out fraction of the samples")
+        ->capture_default_str();
     cmd->add_option("--steps", a->steps, "training steps to run")->capture_default_str();
     cmd->add_flag("--eval", a->eval, "write the held-out split instead of training batches");
     cmd->add_option("--state-in", a->state_in, "resume from a loader state JSON file");
@@ -342,10 +351,12 @@ void add_data(CLI::App& app) {
     cmd->add_option("--out", a->out, "output data folder (must not exist)")->required();
     cmd->add_option("--docs", a->docs, "documents")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--max-tokens", a->max_tokens, "tokens per document at most, BOS and EOS included")
-        ->capture_default_str()->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
     cmd->add_option("--temperature", a->temperature, "sampling temperature (0: greedy)")->capture_default_str();
     cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
-    cmd->add_option("--docs-per-shard", a->docs_per_shard, "documents per shard")->capture_default_str()
+    cmd->add_option("--docs-per-shard", a->docs_per_shard, "documents per shard")
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->callback([a] { run_sample(*a); });
   }

@@ -14,16 +14,16 @@
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
-#include "core/checkpoint_io.h"
-#include "core/error.h"
-#include "core/fs_util.h"
-#include "core/tokenizer.h"
-#include "training/evaluate.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/formats/model_io.h"
+#include "core/tokenizer/tokenizer.h"
+#include "eval/evaluate.h"
 
 namespace supra::cli {
 namespace {
 
-using namespace supra::training;
+using namespace supra::eval;
 
 struct EvalArgs {
   std::string model, tokens, tokenizer, json, device = "auto", dtype = "f32", kv_policy = "full";
@@ -33,7 +33,8 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  if (a.tokens.empty() && a.tasks.empty()) throw Error("supra eval", "give --tokens SHARD_DIR and/or --task FILE.jsonl");
+  if (a.tokens.empty() && a.tasks.empty())
+    throw Error("supra eval", "give --tokens SHARD_DIR and/or --task FILE.jsonl");
   const torch::Device device = parse_device(a.device);
   CausalLM model = load_model(a.model, parse_dtype(a.dtype), device);
   model->eval();
@@ -42,8 +43,9 @@ void run_eval(const EvalArgs& a) {
   if (kv.bounded() && kv.size < 1) throw Error("--kv-size", "--kv-policy " + a.kv_policy + " needs --kv-size K >= 1");
   if (kv.bounded() && cfg.supra)
     spdlog::warn("--kv-policy {} ignored: {} is a SUPRA model (constant-size recurrent state)", a.kv_policy, a.model);
-  const std::string kind = cfg.supra ? "supra" : (kv.bounded() ? kv_policy_name(kv.policy) + " K=" + std::to_string(kv.size)
-                                                               : "transformer");
+  const std::string kind =
+      cfg.supra ? "supra"
+                : (kv.bounded() ? kv_policy_name(kv.policy) + " K=" + std::to_string(kv.size) : "transformer");
   nlohmann::json out = {{"model", a.model}, {"kind", kind}, {"dtype", a.dtype}, {"device", device.str()}};
   auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -60,8 +62,8 @@ void run_eval(const EvalArgs& a) {
     std::cout << fmt::format("{}: {} ({}) on {}: {} tokens in {} docs: nll {:.4f}  ppl {:.3f}  bits/token {:.4f}\n",
                              "perplexity", a.model, kind, a.tokens, r.tokens, r.docs, r.nll(), r.perplexity(),
                              r.bits_per_token());
-    out["perplexity"] = {{"tokens_dir", a.tokens}, {"tokens", r.tokens},        {"docs", r.docs},
-                         {"nll", r.nll()},         {"ppl", r.perplexity()},     {"bits_per_token", r.bits_per_token()},
+    out["perplexity"] = {{"tokens_dir", a.tokens}, {"tokens", r.tokens},    {"docs", r.docs},
+                         {"nll", r.nll()},         {"ppl", r.perplexity()}, {"bits_per_token", r.bits_per_token()},
                          {"seq_len", a.seq_len},   {"seconds", seconds()}};
   }
   if (!a.tasks.empty()) {
@@ -86,8 +88,8 @@ void run_eval(const EvalArgs& a) {
       auto r = evaluate_choices(model, items, a.batch_size, kv);
       std::cout << fmt::format("task {}: {} ({}): {} items  acc {:.4f}  acc_norm {:.4f}\n", task, a.model, kind,
                                r.items, r.acc(), r.acc_norm());
-      out["tasks"].push_back({{"task", task}, {"items", r.items}, {"acc", r.acc()}, {"acc_norm", r.acc_norm()},
-                              {"logprobs", r.logprobs}});
+      out["tasks"].push_back(
+          {{"task", task}, {"items", r.items}, {"acc", r.acc()}, {"acc_norm", r.acc_norm()}, {"logprobs", r.logprobs}});
     }
   }
   if (!a.json.empty()) write_file_atomic(a.json, out.dump(1) + "\n");
@@ -103,13 +105,18 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--task", a->tasks, "multiple-choice JSONL file (repeatable)");
   cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json / tokenizer.model (default: the model's)");
   cmd->add_option("--seq-len", a->seq_len, "predictions per window (longer documents: several windows)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", a->batch_size, "windows / choices per forward")->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size, "windows / choices per forward")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--first-doc", a->first_doc, "first document of the folder")->capture_default_str();
   cmd->add_option("--max-docs", a->max_docs, "documents to score (0: all)")->capture_default_str();
-  cmd->add_option("--max-tokens", a->max_tokens, "stop after about this many predicted tokens (0: all)")->capture_default_str();
+  cmd->add_option("--max-tokens", a->max_tokens, "stop after about this many predicted tokens (0: all)")
+      ->capture_default_str();
   cmd->add_option("--kv-policy", a->kv_policy, "transformers: full | window | tova")
-      ->check(CLI::IsMember({"full", "window", "tova"}))->capture_default_str();
+      ->check(CLI::IsMember({"full", "window", "tova"}))
+      ->capture_default_str();
   cmd->add_option("--kv-size", a->kv_size, "K: cached tokens per layer for window/tova")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device)->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--dtype", a->dtype)->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();

@@ -1,14 +1,14 @@
 // `supra export --checkpoint DIR --out DIR [--dtype auto|f32|bf16] [--max-shard-size 5GB] [--force]`: writes a
-// SUPRA model as a Hugging Face folder (core/export.h) that transformers loads with trust_remote_code=True.
+// SUPRA model as a Hugging Face folder (core/formats/hf_export.h) that transformers loads with trust_remote_code=True.
 // DIR: a converted folder (`supra convert`), a training checkpoint folder (checkpoints/step_N), a training run or
 // its checkpoints/ folder (the checkpoint `latest` points to), or an OpenLM reference folder.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "cli/commands.h"
-#include "core/error.h"
-#include "core/export.h"
-#include "core/fs_util.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/formats/hf_export.h"
 #include "training/checkpoint.h"
 
 namespace supra::cli {
@@ -68,7 +68,7 @@ void run_export(const ExportArgs& a) {
   if (fs::exists(out, ec) && fs::equivalent(out, ckpt, ec))
     throw Error(a.out, "is the checkpoint being exported; choose another output folder");
 
-  Checkpoint ck = read_checkpoint(ckpt);
+  StoredModel ck = read_stored_model(ckpt);
   o.tokenizer_sources = tokenizer_sources(ckpt);
   o.generation_config_from = fs::is_directory(ckpt, ec) ? ckpt : fs::path();
   const ExportResult r = export_hf_folder(ck, ckpt.string(), out, o);
@@ -77,8 +77,10 @@ void run_export(const ExportArgs& a) {
   spdlog::info("exported {} ({}) -> {}: {:.1f} MB of weights; files: {}", ckpt.string(), ck.format, a.out,
                r.weight_bytes / 1e6, files);
   if (r.tokenizer_from.empty())
-    spdlog::warn("no tokenizer files found next to {}: copy the base model's tokenizer into {} to use it with "
-                 "AutoTokenizer", ckpt.string(), a.out);
+    spdlog::warn(
+        "no tokenizer files found next to {}: copy the base model's tokenizer into {} to use it with "
+        "AutoTokenizer",
+        ckpt.string(), a.out);
   else
     spdlog::info("tokenizer files from {}", r.tokenizer_from.string());
 }
@@ -94,7 +96,8 @@ void add_export(CLI::App& app) {
       ->required();
   cmd->add_option("--out", a->out, "output folder (must not exist or be empty, unless --force)")->required();
   cmd->add_option("--dtype", a->dtype, "weight dtype: auto keeps bf16 checkpoints bf16, else f32")
-      ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--max-shard-size", a->max_shard_size, "largest safetensors shard, e.g. 5GB, 500MB, 2GiB or bytes")
       ->capture_default_str();
   cmd->add_flag("--force", a->force, "replace an existing non-empty output folder (only once the new one is complete)");

@@ -13,10 +13,10 @@
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
-#include "core/checkpoint_io.h"
-#include "core/error.h"
-#include "core/generate.h"
-#include "core/tokenizer.h"
+#include "core/base/error.h"
+#include "core/formats/model_io.h"
+#include "core/model/generate.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace supra::cli {
 namespace {
@@ -84,7 +84,8 @@ void run_generate(const GenerateArgs& a) {
   o.kv = {parse_kv_policy(a.kv_policy), a.kv_size};
   if (o.kv.bounded() && cfg.supra)
     spdlog::warn("--kv-policy {} ignored: {} is a SUPRA model (constant-size recurrent state)", a.kv_policy, a.model);
-  if (o.kv.bounded() && o.kv.size < 1) throw Error("--kv-size", "--kv-policy " + a.kv_policy + " needs --kv-size K >= 1");
+  if (o.kv.bounded() && o.kv.size < 1)
+    throw Error("--kv-size", "--kv-policy " + a.kv_policy + " needs --kv-size K >= 1");
 
   const bool stream = prompts.size() == 1;
   std::unique_ptr<TokenStreamer> streamer;
@@ -92,8 +93,10 @@ void run_generate(const GenerateArgs& a) {
   if (stream && a.show_prompt && !texts.empty()) std::cout << texts[0] << std::flush;
   auto on_token = [&](int64_t, int64_t id) {
     if (!stream) return;
-    if (streamer) std::cout << streamer->push(id) << std::flush;
-    else std::cout << id << ' ' << std::flush;
+    if (streamer)
+      std::cout << streamer->push(id) << std::flush;
+    else
+      std::cout << id << ' ' << std::flush;
   };
   GenerateStats total;
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(a.batch_size)) {
@@ -106,8 +109,10 @@ void run_generate(const GenerateArgs& a) {
     } else {
       for (size_t i = 0; i < n; ++i) {
         std::cout << "### " << (first + i + 1) << "\n";
-        if (tok) std::cout << texts[first + i] << tok->decode(r.tokens[i]) << "\n";
-        else for (int64_t id : r.tokens[i]) std::cout << id << ' ';
+        if (tok)
+          std::cout << texts[first + i] << tok->decode(r.tokens[i]) << "\n";
+        else
+          for (int64_t id : r.tokens[i]) std::cout << id << ' ';
         std::cout << std::endl;
       }
     }
@@ -133,7 +138,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--model", a->model, "HF / supra / exported model folder, or llama2.c .bin")->required();
   cmd->add_option("--prompt", a->prompt, "prompt text (streamed output)");
   cmd->add_option("--prompts-file", a->prompts_file, "one prompt per line, generated in batches");
-  cmd->add_option("--ids", a->ids, "prompt token ids instead of text: 1,2,3 (several prompts: 1,2;1,5,6; @FILE reads them from FILE)");
+  cmd->add_option("--ids", a->ids,
+                  "prompt token ids instead of text: 1,2,3 (several prompts: 1,2;1,5,6; @FILE reads them from FILE)");
   cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json or tokenizer.model (default: the model's)");
   cmd->add_option("--max-new-tokens", a->max_new_tokens)->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", a->temperature, "0: greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -141,9 +147,12 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "nucleus mass, 1: off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--repetition-penalty", a->repetition_penalty)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a->seed)->capture_default_str();
-  cmd->add_option("--batch-size", a->batch_size, "prompts generated together")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size, "prompts generated together")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--kv-policy", a->kv_policy, "transformers: full | window | tova")
-      ->check(CLI::IsMember({"full", "window", "tova"}))->capture_default_str();
+      ->check(CLI::IsMember({"full", "window", "tova"}))
+      ->capture_default_str();
   cmd->add_option("--kv-size", a->kv_size, "K: cached tokens per layer for window/tova")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device)->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--dtype", a->dtype)->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();

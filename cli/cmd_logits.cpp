@@ -5,9 +5,9 @@
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
-#include "core/checkpoint_io.h"
-#include "core/error.h"
-#include "core/safetensors.h"
+#include "core/base/error.h"
+#include "core/formats/model_io.h"
+#include "core/formats/safetensors.h"
 
 namespace supra::cli {
 namespace {
@@ -15,7 +15,7 @@ namespace {
 void run_logits(const std::string& model_path, const std::string& tokens, const std::string& out,
                 const std::string& dtype) {
   auto ids = parse_token_ids(tokens, "--tokens");
-  Checkpoint ck = read_checkpoint(model_path);
+  StoredModel ck = read_stored_model(model_path);
   for (int64_t id : ids)
     if (id >= ck.config.vocab_size)
       throw Error("--tokens", "token id " + std::to_string(id) + " is outside the vocabulary of " + model_path +
@@ -32,7 +32,9 @@ void run_logits(const std::string& model_path, const std::string& tokens, const 
 
 void add_logits(CLI::App& app) {
   auto* cmd = app.add_subcommand("logits", "Run a model on token ids and write its logits [T, vocab] (float32)");
-  struct Args { std::string model, tokens, out, dtype = "f32"; };
+  struct Args {
+    std::string model, tokens, out, dtype = "f32";
+  };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "HF model folder, supra checkpoint folder or llama2.c .bin file")->required();
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3")->required();

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace supra::cli {
 
@@ -42,7 +42,8 @@ inline void apply_toml_config(CLI::App& cmd, const std::string& path) {
   }
   for (const auto& item : items) {
     CLI::Option* op = cmd.get_option_no_throw("--" + item.name);
-    if (op == nullptr) throw Error(path, "unknown setting '" + item.name + "' (see `supra " + cmd.get_name() + " --help`)");
+    if (op == nullptr)
+      throw Error(path, "unknown setting '" + item.name + "' (see `supra " + cmd.get_name() + " --help`)");
     if (op->count() > 0) continue;  // given on the command line: the flag wins
     try {
       op->add_result(item.inputs);

@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace {
 

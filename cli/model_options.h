@@ -9,13 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace supra::cli {
 
 // "auto" (CUDA when available) | "cpu" | "cuda"; "cuda" without a GPU is an error.
 inline torch::Device parse_device(const std::string& name) {
-  if (name == "cuda" && !torch::cuda::is_available()) throw Error("--device", "cuda requested but no CUDA GPU is available");
+  if (name == "cuda" && !torch::cuda::is_available())
+    throw Error("--device", "cuda requested but no CUDA GPU is available");
   if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return torch::Device(torch::kCUDA);
   return torch::Device(torch::kCPU);
 }

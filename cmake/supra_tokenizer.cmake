@@ -1,9 +1,9 @@
-# supra_tokenizer: the text tokenizers (core/tokenizer*.cpp), a library of its own without LibTorch (supra_lib links
+# supra_tokenizer: the text tokenizers (core/tokenizer/*.cpp), a library of its own without LibTorch (supra_lib links
 # it; tests/tools/tokenizer_tool uses it alone). Needs the SentencePiece C++ library (tokenizer.model) and PCRE2
-# (tokenizer.json's pre-tokenizer regexes), taken from ${SUPRA_DEPS_DIR} when scripts/gather_deps.sh put them there
+# (tokenizer.json's pre-tokenizer regexes), taken from ${SUPRA_DEPS_DIR} when scripts/ops/gather_deps.sh put them there
 # (air-gapped nodes: the binaries find them through their RPATH), else from the system (Debian: libsentencepiece-dev,
 # libpcre2-dev, installed by scripts/install_deps.sh).
-file(GLOB SUPRA_TOKENIZER_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/core/tokenizer*.cpp)
+file(GLOB SUPRA_TOKENIZER_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/core/tokenizer/*.cpp)
 
 foreach(_dep "SENTENCEPIECE;sentencepiece_processor.h;sentencepiece;libsentencepiece-dev"
              "PCRE2;pcre2.h;pcre2-8;libpcre2-dev")
@@ -17,7 +17,7 @@ foreach(_dep "SENTENCEPIECE;sentencepiece_processor.h;sentencepiece;libsentencep
   find_library(SUPRA_${_name}_LIBRARY ${_lib})
   if(NOT SUPRA_${_name}_INCLUDE_DIR OR NOT SUPRA_${_name}_LIBRARY)
     message(FATAL_ERROR "missing ${_header} / lib${_lib}.so: install ${_pkg} (scripts/install_deps.sh does) or run "
-                        "scripts/gather_deps.sh on a machine with apt and copy deps/ here")
+                        "scripts/ops/gather_deps.sh on a machine with apt and copy deps/ here")
   endif()
 endforeach()
 message(STATUS "supra: tokenizers with ${SUPRA_SENTENCEPIECE_LIBRARY} and ${SUPRA_PCRE2_LIBRARY}")

@@ -3,7 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace supra::data {
 
@@ -61,8 +61,12 @@ uint64_t SamplePermutation::operator()(uint64_t i) const {
 // ------------------------------------------------------------------------------------------------ state
 
 json LoaderState::to_json() const {
-  return {{"version", 1},        {"seed", seed}, {"epoch", epoch}, {"position", position},
-          {"num_train_samples", num_train_samples}, {"seq_len", seq_len}};
+  return {{"version", 1},
+          {"seed", seed},
+          {"epoch", epoch},
+          {"position", position},
+          {"num_train_samples", num_train_samples},
+          {"seq_len", seq_len}};
 }
 
 LoaderState LoaderState::from_json(const json& j, const std::string& source) {
@@ -196,8 +200,8 @@ void TokenLoader::restore(const LoaderState& s) {
     throw Error(dir, "loader state was saved for " + str(s.num_train_samples) + " training samples, this data gives " +
                          str(num_train_) + " (other data, or another held-out split)");
   if (s.position >= num_train_)
-    throw Error(dir, "loader state position " + str(s.position) + " is beyond the epoch of " + str(num_train_) +
-                         " samples");
+    throw Error(dir,
+                "loader state position " + str(s.position) + " is beyond the epoch of " + str(num_train_) + " samples");
   if (s.seed != options_.seed)
     spdlog::info("data loader: seed {} from the restored state replaces the configured {}", s.seed, options_.seed);
   options_.seed = s.seed;

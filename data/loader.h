@@ -45,20 +45,20 @@ class SamplePermutation {
 };
 
 struct LoaderOptions {
-  int64_t seq_len = 2048;       // T: rows hold T+1 tokens
-  int64_t global_batch = 1;     // G: rows per step over all ranks
-  int64_t world_size = 1;       // W
-  int64_t rank = 0;             // r in [0, W)
+  int64_t seq_len = 2048;    // T: rows hold T+1 tokens
+  int64_t global_batch = 1;  // G: rows per step over all ranks
+  int64_t world_size = 1;    // W
+  int64_t rank = 0;          // r in [0, W)
   uint64_t seed = 0;
-  int64_t eval_samples = -1;    // held-out samples at the end of the stream; -1: floor(N · eval_fraction)
+  int64_t eval_samples = -1;  // held-out samples at the end of the stream; -1: floor(N · eval_fraction)
   double eval_fraction = 0.0;
 };
 
 struct LoaderState {
   uint64_t seed = 0;
   uint64_t epoch = 0;
-  uint64_t position = 0;            // entries of this epoch's order already consumed (all ranks together)
-  uint64_t num_train_samples = 0;   // fingerprint: the data and T the state belongs to
+  uint64_t position = 0;           // entries of this epoch's order already consumed (all ranks together)
+  uint64_t num_train_samples = 0;  // fingerprint: the data and T the state belongs to
   int64_t seq_len = 0;
 
   nlohmann::json to_json() const;

@@ -2,11 +2,7 @@
 // docs/data.md for the format.
 #include "data/shards.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -17,11 +13,15 @@
 #include <set>
 #include <sstream>
 
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/base/mapped_file.h"
+#include "core/formats/model_io.h"
 
 namespace supra::data {
 
-static_assert(std::endian::native == std::endian::little, "token shards are little-endian; big-endian hosts unsupported");
+static_assert(std::endian::native == std::endian::little,
+              "token shards are little-endian; big-endian hosts unsupported");
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -30,99 +30,7 @@ namespace {
 
 std::string errno_text(int err) { return std::strerror(err); }
 std::string str(uint64_t v) { return std::to_string(v); }
-
-// ------------------------------------------------------------------------------------------------ file helpers
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-void write_all(int fd, const void* data, size_t n, const std::string& file) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(file, "write failed: " + errno_text(errno));
-    }
-    if (w == 0) throw Error(file, "write made no progress");
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-void fsync_dir(const fs::path& dir) {
-  Fd fd{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (fd.fd >= 0) ::fsync(fd.fd);  // best effort: some filesystems cannot sync directories
-}
-
-// fsync + close + rename tmp -> final.
-void commit(int& fd, const std::string& tmp, const fs::path& final_path) {
-  if (::fsync(fd) != 0) throw Error(final_path.string(), "fsync of " + tmp + " failed: " + errno_text(errno));
-  const int raw = fd;
-  fd = -1;
-  if (::close(raw) != 0) throw Error(final_path.string(), "close of " + tmp + " failed: " + errno_text(errno));
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-    throw Error(final_path.string(), "rename of " + tmp + " failed: " + errno_text(errno));
-}
-
-std::string tmp_name(const fs::path& path) { return path.string() + ".tmp." + std::to_string(::getpid()); }
-
-void write_file_atomically(const fs::path& path, const void* data, size_t n) {
-  const std::string tmp = tmp_name(path);
-  Fd fd{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-  if (fd.fd < 0) throw Error(path.string(), "cannot create " + tmp + ": " + errno_text(errno));
-  try {
-    write_all(fd.fd, data, n, tmp);
-    commit(fd.fd, tmp, path);
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  fsync_dir(path.parent_path());
-}
-
-// A read-only memory map of a whole file (nothing mapped for an empty file).
-class MappedFile {
- public:
-  explicit MappedFile(const fs::path& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      if (errno == ENOENT) throw Error(path.string(), "missing shard file (listed in manifest.json)");
-      throw Error(path.string(), "cannot open: " + errno_text(errno));
-    }
-    struct stat st{};
-    if (::fstat(fd_, &st) != 0) throw Error(path.string(), "cannot stat: " + errno_text(errno));
-    if (!S_ISREG(st.st_mode)) throw Error(path.string(), "not a regular file");
-    size_ = static_cast<uint64_t>(st.st_size);
-    if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
-      if (p == MAP_FAILED) throw Error(path.string(), "mmap failed: " + errno_text(errno));
-      data_ = static_cast<const uint8_t*>(p);
-    }
-  }
-  ~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  const uint8_t* data() const { return data_; }
-  uint64_t size() const { return size_; }
-  const fs::path& path() const { return path_; }
-  void advise_random() const {
-    if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_RANDOM);
-  }
-
- private:
-  fs::path path_;
-  int fd_ = -1;
-  const uint8_t* data_ = nullptr;
-  uint64_t size_ = 0;
-};
+constexpr const char* kMissingShard = "missing shard file (listed in manifest.json)";
 
 // ------------------------------------------------------------------------------------------------ json helpers
 
@@ -130,8 +38,7 @@ struct JsonReader {
   std::string file;
 
   const json& field(const json& j, const std::string& key, const std::string& where = "") const {
-    if (!j.is_object() || !j.contains(key))
-      throw Error(file, where + "missing field \"" + key + "\"");
+    if (!j.is_object() || !j.contains(key)) throw Error(file, where + "missing field \"" + key + "\"");
     return j.at(key);
   }
   uint64_t u64(const json& j, const std::string& key, const std::string& where = "") const {
@@ -188,8 +95,8 @@ IdxHeader read_idx_header(const MappedFile& idx, const ShardInfo& shard, TokenDt
     throw Error(file, "index format version " + str(h.version) + " is not supported (this build reads " +
                           str(kFormatVersion) + ")");
   if (h.token_bytes != dtype_bytes(dtype))
-    throw Error(file, "token width " + str(h.token_bytes) + " bytes disagrees with the manifest dtype " +
-                          dtype_name(dtype));
+    throw Error(file,
+                "token width " + str(h.token_bytes) + " bytes disagrees with the manifest dtype " + dtype_name(dtype));
   if (h.num_docs != shard.num_docs || h.num_tokens != shard.num_tokens)
     throw Error(file, "index header says " + str(h.num_docs) + " documents / " + str(h.num_tokens) +
                           " tokens, manifest says " + str(shard.num_docs) + " / " + str(shard.num_tokens));
@@ -250,9 +157,9 @@ const char* dtype_name(TokenDtype dtype) { return dtype == TokenDtype::kUInt16 ?
 // ------------------------------------------------------------------------------------------------ manifest
 
 json ShardInfo::to_json() const {
-  json j = {{"name", name},           {"num_docs", num_docs},     {"num_tokens", num_tokens},
-            {"max_token_id", max_token_id}, {"bin_bytes", bin_bytes}, {"idx_bytes", idx_bytes},
-            {"bin_sha256", bin_sha256}, {"idx_sha256", idx_sha256}};
+  json j = {
+      {"name", name},           {"num_docs", num_docs},   {"num_tokens", num_tokens}, {"max_token_id", max_token_id},
+      {"bin_bytes", bin_bytes}, {"idx_bytes", idx_bytes}, {"bin_sha256", bin_sha256}, {"idx_sha256", idx_sha256}};
   if (!source.empty()) j["source"] = source;
   return j;
 }
@@ -279,15 +186,19 @@ Manifest Manifest::read(const fs::path& dir) {
   Manifest m;
   m.dir = dir;
   if (r.string(j, "format") != kFormatName)
-    throw Error(path.string(), "format is \"" + j["format"].get<std::string>() + "\", expected \"" + kFormatName + "\"");
+    throw Error(path.string(),
+                "format is \"" + j["format"].get<std::string>() + "\", expected \"" + kFormatName + "\"");
   m.version = static_cast<int>(r.i64(j, "version"));
   if (m.version != kFormatVersion)
     throw Error(path.string(), "format version " + std::to_string(m.version) + " is not supported (this build reads " +
                                    std::to_string(kFormatVersion) + ")");
   const std::string dt = r.string(j, "dtype");
-  if (dt == "uint16") m.dtype = TokenDtype::kUInt16;
-  else if (dt == "uint32") m.dtype = TokenDtype::kUInt32;
-  else throw Error(path.string(), "dtype \"" + dt + "\" is not uint16 or uint32");
+  if (dt == "uint16")
+    m.dtype = TokenDtype::kUInt16;
+  else if (dt == "uint32")
+    m.dtype = TokenDtype::kUInt32;
+  else
+    throw Error(path.string(), "dtype \"" + dt + "\" is not uint16 or uint32");
   m.vocab_size = r.i64(j, "vocab_size");
   if (m.vocab_size <= 0) throw Error(path.string(), "vocab_size must be positive");
   if (m.dtype == TokenDtype::kUInt16 && m.vocab_size > 65536)
@@ -342,13 +253,13 @@ Manifest Manifest::read(const fs::path& dir) {
     s.idx_sha256 = r.sha(e, "idx_sha256", where);
     if (e.contains("source") && e.at("source").is_string()) s.source = e.at("source").get<std::string>();
     if (s.bin_bytes != s.num_tokens * dtype_bytes(m.dtype))
-      throw Error(path.string(), where + "bin_bytes " + str(s.bin_bytes) + " != num_tokens × " +
-                                     str(dtype_bytes(m.dtype)));
+      throw Error(path.string(),
+                  where + "bin_bytes " + str(s.bin_bytes) + " != num_tokens × " + str(dtype_bytes(m.dtype)));
     if (s.idx_bytes != kIdxHeaderBytes + 8 * s.num_docs)
       throw Error(path.string(), where + "idx_bytes " + str(s.idx_bytes) + " != 32 + 8 × num_docs");
     if ((s.num_docs == 0) != (s.num_tokens == 0) || s.num_docs > s.num_tokens)
-      throw Error(path.string(), where + "inconsistent counts: " + str(s.num_docs) + " documents, " +
-                                     str(s.num_tokens) + " tokens");
+      throw Error(path.string(),
+                  where + "inconsistent counts: " + str(s.num_docs) + " documents, " + str(s.num_tokens) + " tokens");
     if (s.max_token_id >= m.vocab_size)
       throw Error(path.string(), where + "max_token_id " + std::to_string(s.max_token_id) +
                                      " is not below vocab_size " + std::to_string(m.vocab_size));
@@ -362,34 +273,30 @@ Manifest Manifest::read(const fs::path& dir) {
     throw Error(path.string(), "totals num_docs " + str(m.num_docs) + " / num_tokens " + str(m.num_tokens) +
                                    " disagree with the shards (" + str(docs) + " / " + str(tokens) + ")");
   for (const auto& [k, v] : j.items())
-    if (!std::set<std::string>{"format", "version", "dtype", "vocab_size", "seq_len", "tokenizer", "shards",
-                               "num_docs", "num_tokens", "num_shards"}
+    if (!std::set<std::string>{"format", "version", "dtype", "vocab_size", "seq_len", "tokenizer", "shards", "num_docs",
+                               "num_tokens", "num_shards"}
              .count(k))
       m.extra[k] = v;
   return m;
 }
 
 json Manifest::to_json() const {
-  json tok = {{"files", tokenizer.files},
-              {"eos_token_id", tokenizer.eos_token_id},
-              {"add_bos_token", tokenizer.add_bos}};
+  json tok = {
+      {"files", tokenizer.files}, {"eos_token_id", tokenizer.eos_token_id}, {"add_bos_token", tokenizer.add_bos}};
   tok["bos_token_id"] = tokenizer.bos_token_id ? json(*tokenizer.bos_token_id) : json(nullptr);
   if (tokenizer.model_vocab_size) tok["model_vocab_size"] = *tokenizer.model_vocab_size;
   if (!tokenizer.source.empty()) tok["source"] = tokenizer.source;
   json shard_list = json::array();
   for (const auto& s : shards) shard_list.push_back(s.to_json());
-  json j = {{"format", kFormatName}, {"version", version},     {"dtype", dtype_name(dtype)},
-            {"vocab_size", vocab_size}, {"seq_len", seq_len},  {"num_docs", num_docs},
+  json j = {{"format", kFormatName},    {"version", version},          {"dtype", dtype_name(dtype)},
+            {"vocab_size", vocab_size}, {"seq_len", seq_len},          {"num_docs", num_docs},
             {"num_tokens", num_tokens}, {"num_shards", shards.size()}, {"tokenizer", tok},
             {"shards", shard_list}};
   for (const auto& [k, v] : extra.items()) j[k] = v;
   return j;
 }
 
-void Manifest::write() const {
-  const std::string text = to_json().dump(1) + "\n";
-  write_file_atomically(dir / kManifestName, text.data(), text.size());
-}
+void Manifest::write() const { write_file_atomic(dir / kManifestName, to_json().dump(1) + "\n"); }
 
 // ------------------------------------------------------------------------------------------------ writer
 
@@ -399,21 +306,16 @@ ShardWriter::ShardWriter(const fs::path& dir, std::string name, TokenDtype dtype
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw Error(dir_.string(), "cannot create directory: " + ec.message());
-  bin_tmp_ = tmp_name(dir_ / (name_ + ".bin"));
-  fd_ = ::open(bin_tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(bin_tmp_, "cannot create: " + errno_text(errno));
+  bin_ = std::make_unique<AtomicFile>(dir_ / (name_ + ".bin"));
   buf_.reserve(1 << 20);
 }
 
-ShardWriter::~ShardWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!finished_) ::unlink(bin_tmp_.c_str());
-}
+ShardWriter::~ShardWriter() = default;  // without finish(), the AtomicFile removes its tmp file
 
 void ShardWriter::flush() {
   if (buf_.empty()) return;
   bin_hash_.update(buf_.data(), buf_.size());
-  write_all(fd_, buf_.data(), buf_.size(), bin_tmp_);
+  bin_->write(buf_.data(), buf_.size());
   buf_.clear();
 }
 
@@ -443,7 +345,7 @@ void ShardWriter::add_document(const int64_t* ids, size_t n) {
 ShardInfo ShardWriter::finish() {
   if (finished_) throw std::logic_error("ShardWriter::finish called twice");
   flush();
-  const fs::path bin = dir_ / (name_ + ".bin"), idx = dir_ / (name_ + ".idx");
+  const fs::path idx = dir_ / (name_ + ".idx");
   // The index, built in memory (8 bytes per document).
   std::vector<uint8_t> head(kIdxHeaderBytes, 0);
   std::memcpy(head.data(), kIdxMagic, 8);
@@ -464,15 +366,9 @@ ShardInfo ShardWriter::finish() {
   info.idx_bytes = head.size();
   info.bin_sha256 = bin_hash_.hex();
   info.idx_sha256 = sha256_hex(head.data(), head.size());
-  try {
-    commit(fd_, bin_tmp_, bin);
-  } catch (...) {
-    ::unlink(bin_tmp_.c_str());
-    throw;
-  }
+  bin_->commit();
   finished_ = true;
-  write_file_atomically(idx, head.data(), head.size());
-  fsync_dir(dir_);
+  write_file_atomic(idx, head.data(), head.size());
   return info;
 }
 
@@ -516,8 +412,8 @@ ShardedTokens::ShardedTokens(const fs::path& dir, const Options& options) : mani
   for (const ShardInfo& s : manifest_.shards) {
     auto m = std::make_unique<Mapped>();
     m->info = s;
-    m->idx = std::make_unique<MappedFile>(dir / s.idx_file());
-    m->bin = std::make_unique<MappedFile>(dir / s.bin_file());
+    m->idx = std::make_unique<MappedFile>(dir / s.idx_file(), "", kMissingShard);
+    m->bin = std::make_unique<MappedFile>(dir / s.bin_file(), "", kMissingShard);
     check_file_size(*m->idx, s.idx_bytes, "index");
     check_file_size(*m->bin, s.bin_bytes, "token file");
     read_idx_header(*m->idx, s, manifest_.dtype);
@@ -529,8 +425,8 @@ ShardedTokens::ShardedTokens(const fs::path& dir, const Options& options) : mani
       for (const auto& [file, want] : {std::pair{m->bin.get(), s.bin_sha256}, std::pair{m->idx.get(), s.idx_sha256}}) {
         const std::string got = sha256_hex(file->data(), file->size());
         if (got != want)
-          throw Error(file->path().string(), "checksum mismatch: sha256 " + got + ", manifest says " + want +
-                                                 " (corrupted or modified)");
+          throw Error(file->path().string(),
+                      "checksum mismatch: sha256 " + got + ", manifest says " + want + " (corrupted or modified)");
       }
     }
     m->tokens = m->bin->data();
@@ -630,7 +526,7 @@ CheckSummary check_dataset(const fs::path& dir, const CheckOptions& options) {
   if (options.scan_tokens) {
     sum.max_token_id = -1;
     for (const ShardInfo& s : m.shards) {
-      const MappedFile bin(dir / s.bin_file()), idx(dir / s.idx_file());
+      const MappedFile bin(dir / s.bin_file(), "", kMissingShard), idx(dir / s.idx_file(), "", kMissingShard);
       // Document offsets: strictly increasing (no empty document), the last one = the token count.
       const uint64_t* de = doc_ends_of(idx);
       uint64_t prev = 0;
@@ -671,10 +567,10 @@ void check_compatible(const Manifest& manifest, const ModelConfig& config, const
                           std::to_string(config.vocab_size) + "): prepared with another tokenizer?");
   if (manifest.tokenizer.add_bos && config.bos_token_id && *manifest.tokenizer.bos_token_id != *config.bos_token_id)
     throw Error(data, "documents start with BOS id " + std::to_string(*manifest.tokenizer.bos_token_id) +
-                          " but the model " + model_source + " has bos_token_id " + std::to_string(*config.bos_token_id));
-  if (!config.eos_token_ids.empty() &&
-      std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), manifest.tokenizer.eos_token_id) ==
-          config.eos_token_ids.end())
+                          " but the model " + model_source + " has bos_token_id " +
+                          std::to_string(*config.bos_token_id));
+  if (!config.eos_token_ids.empty() && std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                                                 manifest.tokenizer.eos_token_id) == config.eos_token_ids.end())
     throw Error(data, "documents end with EOS id " + std::to_string(manifest.tokenizer.eos_token_id) +
                           " but the model " + model_source + " has eos_token_id " +
                           std::to_string(config.eos_token_ids.front()));
@@ -701,7 +597,7 @@ void check_compatible(const Manifest& manifest, const fs::path& model) {
   if (fs::is_directory(model, ec)) {
     const fs::path cfg = model / "config.json";
     if (!fs::exists(cfg, ec)) throw Error(model.string(), "no config.json in the model folder");
-    check_compatible(manifest, ModelConfig::from_file(cfg), model.string(), model);
+    check_compatible(manifest, read_model_config(cfg), model.string(), model);
     return;
   }
   // llama2.c .bin: the header's vocab size; BOS 1 / EOS 2 (the llama2.c tokenizer).

@@ -1,4 +1,4 @@
-// Token shards: the on-disk format written by `supra data prepare` (scripts/prepare_data.py) and read by the
+// Token shards: the on-disk format written by `supra data prepare` (scripts/shipped/prepare_data.py) and read by the
 // loader. A data folder holds shard_NNNNN.bin (the tokens of whole documents, little-endian uint16 or uint32),
 // shard_NNNNN.idx (header + the end offset of every document) and manifest.json (written last: format version,
 // dtype, vocabulary, tokenizer identity, per-shard counts and sha256). docs/data.md is the reference.
@@ -17,7 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "core/base/files.h"
+#include "core/model/config.h"
 #include "data/sha256.h"
 
 namespace supra::data {
@@ -41,8 +42,8 @@ struct TokenizerIdentity {
   std::optional<int64_t> bos_token_id;       // prepended to every document when add_bos
   int64_t eos_token_id = -1;                 // appended to every document (the end-of-document token)
   bool add_bos = false;
-  std::optional<int64_t> model_vocab_size;   // config.json vocab_size of the tokenizer's model folder, if any
-  std::string source;                        // where it came from (informational)
+  std::optional<int64_t> model_vocab_size;  // config.json vocab_size of the tokenizer's model folder, if any
+  std::string source;                       // where it came from (informational)
 };
 
 struct ShardInfo {
@@ -65,9 +66,9 @@ struct Manifest {
   std::filesystem::path dir;  // the data folder (not serialised)
   int version = kFormatVersion;
   TokenDtype dtype = TokenDtype::kUInt16;
-  int64_t vocab_size = 0;     // every token id is < vocab_size
+  int64_t vocab_size = 0;  // every token id is < vocab_size
   TokenizerIdentity tokenizer;
-  int64_t seq_len = 0;        // the sequence length the data was prepared for (informational; 0 = unknown)
+  int64_t seq_len = 0;  // the sequence length the data was prepared for (informational; 0 = unknown)
   uint64_t num_docs = 0;
   uint64_t num_tokens = 0;
   std::vector<ShardInfo> shards;
@@ -96,9 +97,9 @@ class ShardWriter {
  private:
   void flush();
   std::filesystem::path dir_;
-  std::string name_, bin_tmp_;
+  std::string name_;
   TokenDtype dtype_;
-  int fd_ = -1;
+  std::unique_ptr<AtomicFile> bin_;  // <name>.bin, under its tmp name until finish()
   std::vector<uint8_t> buf_;
   std::vector<uint64_t> doc_ends_;
   uint64_t tokens_ = 0;
@@ -148,8 +149,8 @@ class ShardedTokens {
 
 // What `supra data check` verifies and prints.
 struct CheckOptions {
-  bool checksums = true;     // sha256 of every .bin/.idx against the manifest
-  bool scan_tokens = true;   // every token id < vocab_size, max id = the manifest's, document offsets valid
+  bool checksums = true;    // sha256 of every .bin/.idx against the manifest
+  bool scan_tokens = true;  // every token id < vocab_size, max id = the manifest's, document offsets valid
 };
 struct CheckSummary {
   uint64_t shards = 0, docs = 0, tokens = 0, bytes = 0;

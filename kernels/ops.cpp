@@ -5,48 +5,37 @@
 // CUDA), the op to use in a decode loop / CUDA graph.
 #include <torch/library.h>
 
+#include "kernels/op_args.h"
 #include "kernels/reference/linear_attention.h"
 
 namespace supra::kernels {
 namespace {
 
-reference::LinearAttentionArgs make_args(const torch::Tensor& log_gamma, double scale,
-                                         const std::optional<torch::Tensor>& initial_state,
-                                         const std::optional<torch::Tensor>& resets) {
-  reference::LinearAttentionArgs a;
-  a.log_gamma = log_gamma;
-  a.scale = scale;
-  if (initial_state) a.initial_state = *initial_state;
-  if (resets) a.resets = *resets;
-  return a;
-}
-
 std::tuple<torch::Tensor, torch::Tensor> chunked_op(const torch::Tensor& q, const torch::Tensor& k,
                                                     const torch::Tensor& v, const torch::Tensor& log_gamma,
                                                     double scale, const std::optional<torch::Tensor>& initial_state,
                                                     const std::optional<torch::Tensor>& resets, int64_t chunk_size) {
-  return reference::chunked(q, k, v, make_args(log_gamma, scale, initial_state, resets), chunk_size);
+  return reference::chunked(q, k, v, reference_args(log_gamma, scale, initial_state, resets), chunk_size);
 }
 
 std::tuple<torch::Tensor, torch::Tensor> naive_op(const torch::Tensor& q, const torch::Tensor& k,
                                                   const torch::Tensor& v, const torch::Tensor& log_gamma, double scale,
                                                   const std::optional<torch::Tensor>& initial_state,
                                                   const std::optional<torch::Tensor>& resets) {
-  return reference::naive(q, k, v, make_args(log_gamma, scale, initial_state, resets));
+  return reference::naive(q, k, v, reference_args(log_gamma, scale, initial_state, resets));
 }
 
 std::tuple<torch::Tensor, torch::Tensor> recurrent_op(const torch::Tensor& q, const torch::Tensor& k,
                                                       const torch::Tensor& v, const torch::Tensor& log_gamma,
                                                       double scale, const std::optional<torch::Tensor>& initial_state,
                                                       const std::optional<torch::Tensor>& resets) {
-  return reference::recurrent(q, k, v, make_args(log_gamma, scale, initial_state, resets));
+  return reference::recurrent(q, k, v, reference_args(log_gamma, scale, initial_state, resets));
 }
 
-std::tuple<torch::Tensor, torch::Tensor> step_op(const torch::Tensor& q, const torch::Tensor& k,
-                                                 const torch::Tensor& v, const torch::Tensor& state,
-                                                 const torch::Tensor& log_gamma, double scale,
-                                                 const std::optional<torch::Tensor>& reset) {
-  return reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : torch::Tensor());
+std::tuple<torch::Tensor, torch::Tensor> step_op(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                                 const torch::Tensor& state, const torch::Tensor& log_gamma,
+                                                 double scale, const std::optional<torch::Tensor>& reset) {
+  return reference::recurrent_step(q, k, v, state, log_gamma, scale, from_optional(reset));
 }
 
 // In-place decoding step: updates `state` and returns o. Composite (the reference step, then copy_) for every
@@ -54,7 +43,7 @@ std::tuple<torch::Tensor, torch::Tensor> step_op(const torch::Tensor& q, const t
 torch::Tensor step_inplace_op(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               torch::Tensor& state, const torch::Tensor& log_gamma, double scale,
                               const std::optional<torch::Tensor>& reset) {
-  auto [o, next] = reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : torch::Tensor());
+  auto [o, next] = reference::recurrent_step(q, k, v, state, log_gamma, scale, from_optional(reset));
   state.copy_(next);
   return o;
 }
@@ -62,16 +51,21 @@ torch::Tensor step_inplace_op(const torch::Tensor& q, const torch::Tensor& k, co
 }  // namespace
 
 TORCH_LIBRARY(supra, m) {
-  m.def("linear_attention(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, Tensor? initial_state=None, "
-        "Tensor? resets=None, int chunk_size=64) -> (Tensor, Tensor)");
-  m.def("linear_attention_naive(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
-        "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
-  m.def("linear_attention_recurrent(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
-        "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
-  m.def("linear_attention_step(Tensor q, Tensor k, Tensor v, Tensor state, Tensor log_gamma, float scale, "
-        "Tensor? reset=None) -> (Tensor, Tensor)");
-  m.def("linear_attention_step_(Tensor q, Tensor k, Tensor v, Tensor(a!) state, Tensor log_gamma, float scale, "
-        "Tensor? reset=None) -> Tensor");
+  m.def(
+      "linear_attention(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, Tensor? initial_state=None, "
+      "Tensor? resets=None, int chunk_size=64) -> (Tensor, Tensor)");
+  m.def(
+      "linear_attention_naive(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
+      "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
+  m.def(
+      "linear_attention_recurrent(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, "
+      "Tensor? initial_state=None, Tensor? resets=None) -> (Tensor, Tensor)");
+  m.def(
+      "linear_attention_step(Tensor q, Tensor k, Tensor v, Tensor state, Tensor log_gamma, float scale, "
+      "Tensor? reset=None) -> (Tensor, Tensor)");
+  m.def(
+      "linear_attention_step_(Tensor q, Tensor k, Tensor v, Tensor(a!) state, Tensor log_gamma, float scale, "
+      "Tensor? reset=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {

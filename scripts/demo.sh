@@ -39,7 +39,7 @@ fi
 # next — its own, or those at the same place in 3 other documents?
 $PY - "$OUT/heldout" "$OUT/task.jsonl" <<'PYEOF'
 import json, random, sys
-sys.path.insert(0, "scripts")
+sys.path.insert(0, "scripts/shipped")
 import data_shards
 docs = [[int(t) for t in d] for d in data_shards.documents(sys.argv[1])]
 docs = [d for d in docs if len(d) >= 33]
@@ -79,7 +79,7 @@ echo "== generate recurrently from the exported RNN (token ids: stories260K ship
 "$SUPRA" generate --model "$OUT/export" --ids 1 --max-new-tokens 48 --seed 0 --temperature 0.8 --device cpu
 
 echo "== results"
-$PY scripts/plot_loss.py "$OUT/run/metrics.jsonl" --out "$OUT/loss.png" --title "SUPRA uptraining of $(basename "$MODEL")"
+$PY scripts/tools/plot_loss.py "$OUT/run/metrics.jsonl" --out "$OUT/loss.png" --title "SUPRA uptraining of $(basename "$MODEL")"
 $PY - "$OUT" <<'PYEOF'
 import json, sys
 out = sys.argv[1]

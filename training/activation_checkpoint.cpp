@@ -46,10 +46,10 @@ torch::Tensor checkpointed_block(DecoderLayer layer, const torch::Tensor& x, con
 }
 
 torch::Tensor forward_checkpointed(CausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& resets) {
-  return model->forward_with(input_ids, resets, [](DecoderLayer layer, const torch::Tensor& h,
-                                                   const AttentionContext& ctx) {
-    return checkpointed_block(layer, h, ctx);
-  });
+  return model->forward_with(input_ids, resets,
+                             [](DecoderLayer layer, const torch::Tensor& h, const AttentionContext& ctx) {
+                               return checkpointed_block(layer, h, ctx);
+                             });
 }
 
 }  // namespace supra::training

@@ -3,7 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "core/causal_lm.h"
+#include "core/model/causal_lm.h"
 
 namespace supra::training {
 

@@ -7,9 +7,9 @@
 #include <functional>
 #include <mutex>
 
-#include "core/error.h"
-#include "core/fs_util.h"
-#include "core/safetensors.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/formats/safetensors.h"
 
 namespace supra::training {
 namespace fs = std::filesystem;
@@ -25,8 +25,7 @@ std::string step_name(int64_t step) {
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> rng_states() {
-  std::vector<std::pair<std::string, torch::Tensor>> out = {
-      {"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  std::vector<std::pair<std::string, torch::Tensor>> out = {{"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
   if (torch::cuda::is_available())
     for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d)
       out.emplace_back("cuda" + std::to_string(d),
@@ -84,7 +83,8 @@ fs::path CheckpointManager::save(CausalLM& model, ShardedAdamW& optimizer, const
   auto agree = [&](const char* stage) {
     if (!comm_->all_ok(error.empty())) {
       if (lead) remove_tree(tmp);
-      throw Error(error.empty() ? tmp.string() : "", error.empty() ? std::string("another rank failed while ") + stage : error);
+      throw Error(error.empty() ? tmp.string() : "",
+                  error.empty() ? std::string("another rank failed while ") + stage : error);
     }
   };
   if (lead)

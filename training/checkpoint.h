@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "core/causal_lm.h"
+#include "core/model/causal_lm.h"
 #include "data/loader.h"
 #include "training/communicator.h"
 #include "training/sharded_adamw.h"
@@ -21,7 +21,7 @@
 namespace supra::training {
 
 struct TrainState {
-  int64_t step = 0;                 // optimizer steps taken (also: global batches consumed)
+  int64_t step = 0;  // optimizer steps taken (also: global batches consumed)
   uint64_t tokens_seen = 0;
   int64_t nonfinite_streak = 0;
   data::LoaderState loader;

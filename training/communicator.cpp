@@ -20,7 +20,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace supra::training {
 
@@ -66,8 +66,9 @@ Communicator::Communicator(const DistEnv& env, torch::Device device, std::chrono
                                        : c10d::ProcessGroupGloo::createDefaultDevice());
       backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env_.rank, env_.world_size, opts);
 #else
-      throw Error("dist", "this build of supra has no Gloo (the gloo headers were not found at build time; "
-                          "install Debian's libgloo-dev and rebuild)");
+      throw Error("dist",
+                  "this build of supra has no Gloo (the gloo headers were not found at build time; "
+                  "install Debian's libgloo-dev and rebuild)");
 #endif
     }
   } catch (const supra::Error&) {
@@ -91,9 +92,9 @@ std::string Communicator::backend_name() const {
 void Communicator::fail(const char* what, const std::exception& e) const {
   std::string msg = first_line(e.what());
   if (auto* c = dynamic_cast<const c10::Error*>(&e)) msg = first_line(c->what_without_backtrace());
-  throw Error("rank " + std::to_string(env_.rank),
-              std::string(what) + " failed (a peer exited, or the collective timed out after " +
-                  std::to_string(timeout_.count() / 1000) + " s): " + msg);
+  throw Error("rank " + std::to_string(env_.rank), std::string(what) +
+                                                       " failed (a peer exited, or the collective timed out after " +
+                                                       std::to_string(timeout_.count() / 1000) + " s): " + msg);
 }
 
 Communicator::Handle Communicator::allreduce_sum_async(torch::Tensor& t) {

@@ -3,9 +3,9 @@
 // timeout; a peer that dies or stalls turns into a supra::Error naming this rank and the collective, never a hang.
 // A single process started without a launcher needs no process group: every collective is then the identity.
 #pragma once
+#include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
-#include <torch/torch.h>
 
 #include <chrono>
 #include <memory>

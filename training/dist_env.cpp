@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace supra::training {
 
@@ -39,7 +39,8 @@ std::string first_slurm_host(const std::string& nodelist) {
   if (first.empty() || first.find_first_not_of("0123456789") != std::string::npos)
     throw Error("environment", "SLURM_JOB_NODELIST='" + nodelist + "' has a malformed range");
   const size_t next = nodelist.find(',', close);
-  const std::string suffix = nodelist.substr(close + 1, next == std::string::npos ? std::string::npos : next - close - 1);
+  const std::string suffix =
+      nodelist.substr(close + 1, next == std::string::npos ? std::string::npos : next - close - 1);
   return nodelist.substr(0, bracket) + first + suffix;
 }
 
@@ -74,8 +75,10 @@ DistEnv read_dist_env(const std::function<std::optional<std::string>(const std::
     if (!get("MASTER_ADDR")) {
       auto nodes = get("SLURM_STEP_NODELIST");
       if (!nodes) nodes = get("SLURM_JOB_NODELIST");
-      if (nodes) e.master_addr = first_slurm_host(*nodes);
-      else if (e.world_size > 1) throw Error("environment", "Slurm job without SLURM_JOB_NODELIST or MASTER_ADDR");
+      if (nodes)
+        e.master_addr = first_slurm_host(*nodes);
+      else if (e.world_size > 1)
+        throw Error("environment", "Slurm job without SLURM_JOB_NODELIST or MASTER_ADDR");
     }
   } else {
     e.store_prefix = "supra/single";

@@ -15,8 +15,8 @@ struct DistEnv {
   int local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  bool agent_store = false;   // torchrun hosts the TCPStore in its agent: every rank is a client
-  std::string store_prefix;   // namespaces the keys of this attempt (torchrun restarts reuse the store)
+  bool agent_store = false;         // torchrun hosts the TCPStore in its agent: every rank is a client
+  std::string store_prefix;         // namespaces the keys of this attempt (torchrun restarts reuse the store)
   std::string launcher = "single";  // single | torchrun | slurm | env
 
   bool distributed() const { return world_size > 1; }

@@ -5,8 +5,8 @@
 #include <sstream>
 #include <vector>
 
-#include "core/error.h"
-#include "core/fs_util.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
 
 namespace supra::training {
 
@@ -46,7 +46,8 @@ std::string progress_line(const StepStats& s) {
   const int filled = s.total_steps > 0 ? static_cast<int>(width * s.step / s.total_steps) : 0;
   std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
   char buf[320];
-  std::snprintf(buf, sizeof(buf), "%s step %lld/%lld | loss %.4f | ppl %.2f | lr %.2e | gnorm %.3f | %.1fk tok/s%s | ETA %s%s",
+  std::snprintf(buf, sizeof(buf),
+                "%s step %lld/%lld | loss %.4f | ppl %.2f | lr %.2e | gnorm %.3f | %.1fk tok/s%s | ETA %s%s",
                 bar.c_str(), static_cast<long long>(s.step), static_cast<long long>(s.total_steps), s.loss,
                 std::exp(std::min(s.ce, 50.0)), s.lr, s.grad_norm, s.tokens_per_s / 1e3,
                 s.mfu >= 0 ? (" | MFU " + std::to_string(static_cast<int>(std::round(100 * s.mfu))) + "%").c_str() : "",

@@ -6,8 +6,8 @@
 namespace supra::training {
 
 struct Schedule {
-  double lr = 3e-5;          // peak
-  double min_lr = 1e-5;      // floor reached at the last step
+  double lr = 3e-5;      // peak
+  double min_lr = 1e-5;  // floor reached at the last step
   int64_t warmup_steps = 1000;
   int64_t total_steps = 1;
 

@@ -8,9 +8,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/fs_util.h"
-#include "core/safetensors.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/formats/safetensors.h"
 
 namespace supra::training {
 namespace fs = std::filesystem;
@@ -74,7 +74,8 @@ ShardedAdamW::ShardedAdamW(std::vector<NamedParam> params, std::shared_ptr<Commu
       Bucket& b = buckets_[s.bucket];
       const int64_t S = b.padded / W, lo = std::max(s.offset, r * S), hi = std::min(s.offset + s.numel, (r + 1) * S);
       if (lo >= hi) continue;
-      Leaf leaf{s.name, lo - s.offset, b.master.narrow(0, lo - r * S, hi - lo), b.shard_grad.narrow(0, lo - r * S, hi - lo)};
+      Leaf leaf{s.name, lo - s.offset, b.master.narrow(0, lo - r * S, hi - lo),
+                b.shard_grad.narrow(0, lo - r * S, hi - lo)};
       leaf.tensor.copy_(s.param.detach().reshape(-1).narrow(0, lo - s.offset, hi - lo));
       leaf.tensor.mutable_grad() = leaf.grad;
       leaves_.push_back(std::move(leaf));
@@ -259,8 +260,8 @@ void ShardedAdamW::save(const fs::path& folder) const {
   if (r == 0) {
     nlohmann::json files = nlohmann::json::array();
     for (int i = 0; i < (opt_.zero >= 1 ? W : 1); ++i) files.push_back(file_name(i, opt_.zero >= 1 ? W : 1));
-    nlohmann::json js = {{"format", kFormat}, {"world_size", W}, {"zero", opt_.zero}, {"adam_step", adam_step},
-                         {"files", files}};
+    nlohmann::json js = {
+        {"format", kFormat}, {"world_size", W}, {"zero", opt_.zero}, {"adam_step", adam_step}, {"files", files}};
     write_file_atomic(folder / "optimizer.json", js.dump(2) + "\n");
   }
 }
@@ -269,7 +270,8 @@ void ShardedAdamW::load(const fs::path& folder) {
   const fs::path index_file = folder / "optimizer.json";
   if (!fs::exists(index_file)) {
     if (fs::exists(folder / "optimizer.pt"))
-      throw Error(folder.string(), "optimizer state in the old optimizer.pt format; resume it with the supra that wrote it");
+      throw Error(folder.string(),
+                  "optimizer state in the old optimizer.pt format; resume it with the supra that wrote it");
     throw Error(index_file.string(), "missing (the checkpoint has no optimizer state)");
   }
   nlohmann::json js;
@@ -329,8 +331,10 @@ void ShardedAdamW::load(const fs::path& folder) {
   for (Leaf& leaf : leaves_) {
     if (opt_.zero >= 1) {
       torch::Tensor m = assemble("master", leaf);
-      if (m.defined()) leaf.tensor.copy_(m);
-      else leaf.tensor.copy_(slot_of.at(leaf.name)->param.detach().reshape(-1).narrow(0, leaf.start, leaf.tensor.numel()));
+      if (m.defined())
+        leaf.tensor.copy_(m);
+      else
+        leaf.tensor.copy_(slot_of.at(leaf.name)->param.detach().reshape(-1).narrow(0, leaf.start, leaf.tensor.numel()));
     }
     if (adam_step == 0) continue;
     torch::Tensor ea = assemble("exp_avg", leaf), eas = assemble("exp_avg_sq", leaf);

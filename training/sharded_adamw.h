@@ -28,8 +28,8 @@
 namespace supra::training {
 
 struct ShardedAdamWOptions {
-  int zero = 0;                 // 0 | 1 | 2
-  double bucket_mb = 25;        // gradient bucket size (fp32 MiB)
+  int zero = 0;           // 0 | 1 | 2
+  double bucket_mb = 25;  // gradient bucket size (fp32 MiB)
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
 };
 
@@ -92,13 +92,13 @@ class ShardedAdamW {
     torch::Tensor master;           // [padded / W]: fp32 master slice (zero 1/2)
     size_t ready = 0;
     Communicator::Handle work;
-    bool pending = false;           // its collective was launched and not yet finalized
+    bool pending = false;  // its collective was launched and not yet finalized
   };
-  struct Leaf {                     // one tensor the AdamW updates (a parameter, or a slice of a master buffer)
+  struct Leaf {  // one tensor the AdamW updates (a parameter, or a slice of a master buffer)
     std::string name;
-    int64_t start = 0;              // element offset inside the parameter
-    torch::Tensor tensor;           // what AdamW updates
-    torch::Tensor grad;             // its gradient (a view into a bucket buffer)
+    int64_t start = 0;     // element offset inside the parameter
+    torch::Tensor tensor;  // what AdamW updates
+    torch::Tensor grad;    // its gradient (a view into a bucket buffer)
   };
 
   void launch(size_t b);

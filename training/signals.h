@@ -4,9 +4,9 @@
 
 namespace supra::training {
 
-void install_stop_handlers();   // idempotent
+void install_stop_handlers();  // idempotent
 bool stop_requested();
-int stop_signal();              // the signal that asked to stop (0 if none)
-void reset_stop_request();      // tests
+int stop_signal();          // the signal that asked to stop (0 if none)
+void reset_stop_request();  // tests
 
 }  // namespace supra::training

@@ -1,23 +1,113 @@
 #include "training/train_config.h"
 
-#include "core/error.h"
+#include <sstream>
+#include <type_traits>
+
+#include "core/base/error.h"
 
 namespace supra::training {
 
-#define SUPRA_TRAIN_CONFIG_FIELDS(X)                                                                          \
-  X(model_path) X(decay) X(feature_map_seed) X(chunk_size) X(qk_norm) X(data_dir) X(seq_len) X(data_seed)      \
-  X(eval_samples) X(eval_fraction) X(lr) X(min_lr) X(warmup_steps) X(beta1) X(beta2) X(eps) X(weight_decay)   \
-  X(grad_clip) X(z_loss) X(steps) X(global_batch) X(micro_batch) X(device) X(precision) X(param_dtype)                        \
-  X(activation_checkpointing) X(seed) X(max_nonfinite) X(num_threads) X(out_dir) X(log_every) X(eval_every)    \
-  X(eval_batches) X(save_every) X(keep_last) X(resume) X(dist_zero) X(dist_bucket_mb) X(dist_timeout_s)
+template <>
+const std::vector<std::pair<std::string, DeviceChoice>>& enum_names<DeviceChoice>() {
+  static const std::vector<std::pair<std::string, DeviceChoice>> n = {
+      {"auto", DeviceChoice::kAuto}, {"cpu", DeviceChoice::kCpu}, {"cuda", DeviceChoice::kCuda}};
+  return n;
+}
+template <>
+const std::vector<std::pair<std::string, Precision>>& enum_names<Precision>() {
+  static const std::vector<std::pair<std::string, Precision>> n = {
+      {"auto", Precision::kAuto}, {"fp32", Precision::kFp32}, {"bf16", Precision::kBf16}};
+  return n;
+}
+template <>
+const std::vector<std::pair<std::string, ParamDtype>>& enum_names<ParamDtype>() {
+  static const std::vector<std::pair<std::string, ParamDtype>> n = {{"fp32", ParamDtype::kFp32},
+                                                                    {"bf16", ParamDtype::kBf16}};
+  return n;
+}
+template <>
+const std::vector<std::pair<std::string, ResumeMode>>& enum_names<ResumeMode>() {
+  static const std::vector<std::pair<std::string, ResumeMode>> n = {{"none", ResumeMode::kNone},
+                                                                    {"auto", ResumeMode::kAuto}};
+  return n;
+}
+
+namespace {
+
+template <typename T>
+constexpr bool kIsEnum = std::is_enum_v<T>;
+
+std::string format_number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// "must be ≥ 1", "must be in [0, 1)", … from a key's bounds.
+std::string describe(const Bounds& b) {
+  const bool has_lo = b.lo > -std::numeric_limits<double>::infinity();
+  const bool has_hi = b.hi < std::numeric_limits<double>::infinity();
+  if (has_lo && has_hi)
+    return std::string("must be in ") + (b.lo_open ? "(" : "[") + format_number(b.lo) + ", " + format_number(b.hi) +
+           (b.hi_open ? ")" : "]");
+  if (has_lo) return std::string("must be ") + (b.lo_open ? "> " : "≥ ") + format_number(b.lo);
+  return std::string("must be ") + (b.hi_open ? "< " : "≤ ") + format_number(b.hi);
+}
+
+template <typename T>
+void check_bounds(const char* key, const T& v, const Bounds& b) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (b.required && v.empty()) throw Error("config", std::string(key) + " is required");
+  } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    const double x = static_cast<double>(v);
+    const bool ok = (b.lo_open ? x > b.lo : x >= b.lo) && (b.hi_open ? x < b.hi : x <= b.hi);
+    if (!ok) throw Error("config", std::string(key) + " " + describe(b) + " (got " + format_number(x) + ")");
+  }
+}
+
+template <typename T>
+nlohmann::json to_json_value(const T& v) {
+  if constexpr (kIsEnum<T>)
+    return enum_name(v);
+  else
+    return v;
+}
+
+template <typename T>
+void from_json_value(const nlohmann::json& j, T& v) {
+  if constexpr (kIsEnum<T>) {
+    const std::string name = j.get<std::string>();
+    for (const auto& [n, e] : enum_names<T>())
+      if (n == name) {
+        v = e;
+        return;
+      }
+    throw Error("config", "unknown value '" + name + "' in a saved train config");
+  } else {
+    j.get_to(v);
+  }
+}
+
+template <typename T>
+std::string default_text(const T& v) {
+  if constexpr (kIsEnum<T>)
+    return enum_name(v);
+  else if constexpr (std::is_same_v<T, bool>)
+    return v ? "true" : "false";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return v.empty() ? "(required)" : "\"" + v + "\"";
+  else
+    return format_number(static_cast<double>(v));
+}
+
+}  // namespace
 
 void TrainConfig::validate(int64_t world_size) const {
   auto fail = [](const std::string& why) { throw Error("config", why); };
-  if (model_path.empty()) fail("model.path is required");
-  if (data_dir.empty()) fail("data.dir is required");
-  if (seq_len < 1) fail("data.seq_len must be ≥ 1");
-  if (steps < 1) fail("train.steps must be ≥ 1");
-  if (global_batch < 1 || micro_batch < 1) fail("train.global_batch and train.micro_batch must be ≥ 1");
+#define SUPRA_CHECK_KEY(type, member, key, def, bounds, on_resume, help) check_bounds(key, member, bounds);
+  SUPRA_TRAIN_CONFIG_KEYS(SUPRA_CHECK_KEY)
+#undef SUPRA_CHECK_KEY
+  // Relations between keys.
   if (global_batch % world_size != 0)
     fail("train.global_batch (" + std::to_string(global_batch) + ") must be divisible by the world size (" +
          std::to_string(world_size) + ")");
@@ -25,43 +115,30 @@ void TrainConfig::validate(int64_t world_size) const {
   if (local % micro_batch != 0)
     fail("the per-rank batch (" + std::to_string(local) + " rows) must be a multiple of train.micro_batch (" +
          std::to_string(micro_batch) + ")");
-  if (lr <= 0 || min_lr < 0 || min_lr > lr) fail("optim: need 0 ≤ min_lr ≤ lr and lr > 0");
-  if (warmup_steps < 0) fail("optim.warmup_steps must be ≥ 0");
-  if (beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1 || eps <= 0) fail("optim: betas must be in [0, 1), eps > 0");
-  if (weight_decay < 0 || z_loss < 0) fail("optim: weight_decay and z_loss must be ≥ 0");
-  if (device != "auto" && device != "cpu" && device != "cuda") fail("train.device must be auto, cpu or cuda");
-  if (precision != "auto" && precision != "fp32" && precision != "bf16")
-    fail("train.precision must be auto, fp32 or bf16");
-  if (resume != "none" && resume != "auto") fail("run.resume must be none or auto");
-  if (max_nonfinite < 1) fail("train.max_nonfinite must be ≥ 1");
-  if (keep_last < 1) fail("run.keep_last must be ≥ 1");
-  if (log_every < 1) fail("run.log_every must be ≥ 1");
-  if (eval_every < 0 || save_every < 0 || eval_batches < 0) fail("run: eval_every, save_every, eval_batches ≥ 0");
-  if (chunk_size < 1) fail("model.chunk_size must be ≥ 1");
-  if (dist_zero < 0 || dist_zero > 2) fail("dist.zero must be 0, 1 or 2");
-  if (param_dtype != "fp32" && param_dtype != "bf16") fail("train.param_dtype must be fp32 or bf16");
-  if (param_dtype == "bf16" && dist_zero < 1)
+  if (min_lr > lr) fail("optim.min_lr must be ≤ optim.lr");
+  if (decay != "reference" && decay != "retnet" && decay != "none")
+    fail("model.decay must be reference, retnet or none");
+  if (param_dtype == ParamDtype::kBf16 && dist_zero < 1)
     fail("train.param_dtype = bf16 needs dist.zero ≥ 1 (the fp32 master weights live in the optimizer's slices)");
-  if (param_dtype == "bf16" && precision == "fp32") fail("train.param_dtype = bf16 needs train.precision bf16 or auto");
-  if (!(dist_bucket_mb > 0)) fail("dist.bucket_mb must be > 0");
-  if (!(dist_timeout_s > 0)) fail("dist.timeout_s must be > 0");
+  if (param_dtype == ParamDtype::kBf16 && precision == Precision::kFp32)
+    fail("train.param_dtype = bf16 needs train.precision bf16 or auto");
 }
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j;
-#define X(f) j[#f] = f;
-  SUPRA_TRAIN_CONFIG_FIELDS(X)
-#undef X
+#define SUPRA_KEY_TO_JSON(type, member, key, def, bounds, on_resume, help) j[#member] = to_json_value(member);
+  SUPRA_TRAIN_CONFIG_KEYS(SUPRA_KEY_TO_JSON)
+#undef SUPRA_KEY_TO_JSON
   return j;
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig c;
   try {
-#define X(f) \
-  if (j.contains(#f)) j.at(#f).get_to(c.f);
-    SUPRA_TRAIN_CONFIG_FIELDS(X)
-#undef X
+#define SUPRA_KEY_FROM_JSON(type, member, key, def, bounds, on_resume, help) \
+  if (j.contains(#member)) from_json_value(j.at(#member), c.member);
+    SUPRA_TRAIN_CONFIG_KEYS(SUPRA_KEY_FROM_JSON)
+#undef SUPRA_KEY_FROM_JSON
   } catch (const nlohmann::json::exception& e) {
     throw Error("config", std::string("malformed saved train config: ") + e.what());
   }
@@ -69,19 +146,24 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 }
 
 std::string TrainConfig::resume_incompatibility(const TrainConfig& s) const {
-  auto differs = [](const char* name, const auto& a, const auto& b) -> std::string {
-    if (a == b) return "";
-    return std::string(name) + " differs from the checkpoint's";
-  };
-  for (const std::string& why :
-       {differs("data.dir", data_dir, s.data_dir), differs("data.seq_len", seq_len, s.seq_len),
-        differs("data.seed", data_seed, s.data_seed), differs("data.eval_samples", eval_samples, s.eval_samples),
-        differs("data.eval_fraction", eval_fraction, s.eval_fraction),
-        differs("train.global_batch", global_batch, s.global_batch), differs("train.seed", seed, s.seed),
-        differs("model.decay", decay, s.decay), differs("model.qk_norm", qk_norm, s.qk_norm),
-        differs("model.chunk_size", chunk_size, s.chunk_size)})
-    if (!why.empty()) return why;
+#define SUPRA_KEY_RESUME(type, member, key, def, bounds, on_resume, help) \
+  if (on_resume == OnResume::kMustMatch && !(member == s.member))         \
+    return std::string(key) + " differs from the checkpoint's";
+  SUPRA_TRAIN_CONFIG_KEYS(SUPRA_KEY_RESUME)
+#undef SUPRA_KEY_RESUME
   return "";
+}
+
+std::string TrainConfig::doc_table() {
+  const TrainConfig d;
+  std::ostringstream out;
+  out << "| key | default | meaning | on resume |\n|---|---|---|---|\n";
+#define SUPRA_KEY_DOC(type, member, key, def, bounds, on_resume, help)              \
+  out << "| `" << key << "` | " << default_text(d.member) << " | " << help << " | " \
+      << (on_resume == OnResume::kMustMatch ? "must match" : "may change") << " |\n";
+  SUPRA_TRAIN_CONFIG_KEYS(SUPRA_KEY_DOC)
+#undef SUPRA_KEY_DOC
+  return out.str();
 }
 
 }  // namespace supra::training

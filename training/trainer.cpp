@@ -1,6 +1,5 @@
 #include "training/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -8,11 +7,12 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/checkpoint_io.h"
-#include "core/convert.h"
-#include "core/error.h"
-#include "core/fs_util.h"
+#include "core/base/error.h"
+#include "core/base/files.h"
+#include "core/formats/model_io.h"
+#include "core/supra/convert.h"
 #include "training/activation_checkpoint.h"
+#include "training/autocast.h"
 #include "training/dist_env.h"
 #include "training/loss.h"
 #include "training/metrics.h"
@@ -56,16 +56,18 @@ void set_current_cuda_device(torch::Device d) {
 Trainer::Trainer(TrainConfig config, std::string resolved_config_toml)
     : cfg_(std::move(config)), resolved_toml_(std::move(resolved_config_toml)) {}
 
-void Trainer::setup() {
+// ------------------------------------------------------------------------------------------------ builders
+
+void Trainer::init_runtime() {
   const DistEnv env = read_dist_env();
   cfg_.validate(env.world_size);
   if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // one rank reports progress
   if (cfg_.num_threads > 0) torch::set_num_threads(cfg_.num_threads);
   torch::manual_seed(cfg_.seed);
-  if (cfg_.device == "cuda" && !torch::cuda::is_available())
+  if (cfg_.device == DeviceChoice::kCuda && !torch::cuda::is_available())
     throw Error("config", "train.device = cuda, but no CUDA device is available");
   device_ = torch::Device(torch::kCPU);
-  if (cfg_.device == "cuda" || (cfg_.device == "auto" && torch::cuda::is_available())) {
+  if (cfg_.device == DeviceChoice::kCuda || (cfg_.device == DeviceChoice::kAuto && torch::cuda::is_available())) {
     // One GPU per process, picked by the local rank.
     const int64_t n = static_cast<int64_t>(torch::cuda::device_count());
     if (env.distributed() && env.local_rank >= n)
@@ -74,23 +76,26 @@ void Trainer::setup() {
     device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % std::max<int64_t>(n, 1)));
     set_current_cuda_device(device_);
   }
-  comm_ = std::make_shared<Communicator>(
-      env, device_, std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
+  comm_ = std::make_shared<Communicator>(env, device_,
+                                         std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
   if (comm_->size() > 1) {
     // Every rank must run the same job: a rank started with other flags would compute garbage or hang.
     const int64_t mine = static_cast<int64_t>(std::hash<std::string>{}(cfg_.to_json().dump()) >> 1);
     const int64_t lead = comm_->broadcast(mine, 0);
     if (!comm_->all_ok(mine == lead))
       throw Error("rank " + std::to_string(comm_->rank()),
-                  mine == lead ? "another rank was started with a different train config"
-                               : "this rank's train config differs from rank 0's (start every rank with the same flags)");
+                  mine == lead
+                      ? "another rank was started with a different train config"
+                      : "this rank's train config differs from rank 0's (start every rank with the same flags)");
   }
-  bf16_autocast_ = cfg_.precision == "bf16" || (cfg_.precision == "auto" && device_.is_cuda());
+  bf16_autocast_ = cfg_.precision == Precision::kBf16 || (cfg_.precision == Precision::kAuto && device_.is_cuda());
+}
 
-  // Model: a supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
-  Checkpoint ck = read_checkpoint(cfg_.model_path);
-  model_ = build_model(ck, cfg_.model_path, torch::kFloat, torch::kCPU);
-  if (!ck.config.supra) {
+void Trainer::build_model() {
+  // A supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
+  StoredModel stored = read_stored_model(cfg_.model_path);
+  model_ = supra::build_model(stored, cfg_.model_path, torch::kFloat, torch::kCPU);
+  if (!stored.config.supra) {
     SupraSettings s;
     s.decay = parse_decay(cfg_.decay);
     s.chunk_size = cfg_.chunk_size;
@@ -105,8 +110,9 @@ void Trainer::setup() {
     torch::NoGradGuard no_grad;
     for (auto& p : model_->parameters()) comm_->broadcast(p, 0);
   }
+}
 
-  // Data: checked against the model before any step.
+void Trainer::build_data() {
   tokens_ = std::make_shared<data::ShardedTokens>(cfg_.data_dir);
   data::check_compatible(tokens_->manifest(), model_->config(), cfg_.model_path,
                          fs::is_directory(cfg_.model_path) ? fs::path(cfg_.model_path) : fs::path());
@@ -119,7 +125,9 @@ void Trainer::setup() {
   lo.rank = comm_->rank();
   lo.world_size = comm_->size();
   loader_ = std::make_unique<data::TokenLoader>(tokens_, lo);
+}
 
+void Trainer::build_optimizer() {
   ShardedAdamWOptions oo;
   oo.zero = static_cast<int>(cfg_.dist_zero);
   oo.bucket_mb = cfg_.dist_bucket_mb;
@@ -129,8 +137,9 @@ void Trainer::setup() {
   oo.eps = cfg_.eps;
   oo.weight_decay = cfg_.weight_decay;
   optimizer_ = std::make_unique<ShardedAdamW>(named_params(model_), comm_, oo);
+}
 
-  // Run folder and resume.
+void Trainer::open_run_folder() {
   std::error_code ec;
   fs::create_directories(cfg_.out_dir, ec);
   if (ec) throw Error(cfg_.out_dir, "cannot create run folder: " + ec.message());
@@ -140,7 +149,7 @@ void Trainer::setup() {
   auto latest = checkpoints_->latest();
   state_ = TrainState{};
   state_.config = cfg_;
-  if (latest && cfg_.resume == "none")
+  if (latest && cfg_.resume == ResumeMode::kNone)
     throw Error(cfg_.out_dir, "already holds checkpoints; resume with --run.resume auto or choose another run.out_dir");
   if (latest) {
     nlohmann::json saved = nlohmann::json::parse(read_file(*latest / "trainer_state.json"));
@@ -152,38 +161,73 @@ void Trainer::setup() {
     resumed_ = true;
     spdlog::info("resumed from {} at step {}", latest->string(), state_.step);
   }
-  if (cfg_.param_dtype == "bf16") {
-    // After the optimizer took its fp32 master slices (and a resume restored them): the model keeps bf16 matrices,
-    // which the optimizer overwrites with the rounded masters after every step. Vectors (norms, decay) stay fp32.
-    if (!bf16_autocast_) throw Error("config", "train.param_dtype = bf16 needs bf16 autocast (train.precision bf16)");
-    torch::NoGradGuard no_grad;
-    for (auto& p : model_->parameters())
-      if (p.dim() >= 2) p.set_data(p.detach().to(torch::kBFloat16));
-  }
   if (comm_->rank() == 0) write_file_atomic(fs::path(cfg_.out_dir) / "train_config.toml", resolved_toml_);
-  spdlog::info("model {} ({} parameters) on {}{}; data {} ({} tokens, {} train / {} held-out samples of {}+1)",
-               cfg_.model_path, model_->parameter_count(), device_.str(), bf16_autocast_ ? " with bf16 autocast" : "",
-               cfg_.data_dir, tokens_->num_tokens(), loader_->num_train_samples(), loader_->num_eval_samples(),
-               cfg_.seq_len);
-  if (comm_->size() > 1)
-    spdlog::info("{} ranks ({}), ZeRO stage {}, {} gradient buckets; optimizer state + gradient buffers on rank 0: "
-                 "{:.1f} MiB",
-                 comm_->size(), comm_->backend_name(), cfg_.dist_zero, optimizer_->num_buckets(),
-                 optimizer_->state_bytes() / 1048576.0);
 }
 
+void Trainer::use_param_dtype() {
+  if (cfg_.param_dtype != ParamDtype::kBf16) return;
+  // After the optimizer took its fp32 master slices (and a resume restored them): the model keeps bf16 matrices,
+  // which the optimizer overwrites with the rounded masters after every step. Vectors (norms, decay) stay fp32.
+  if (!bf16_autocast_) throw Error("config", "train.param_dtype = bf16 needs bf16 autocast (train.precision bf16)");
+  torch::NoGradGuard no_grad;
+  for (auto& p : model_->parameters())
+    if (p.dim() >= 2) p.set_data(p.detach().to(torch::kBFloat16));
+}
+
+// ------------------------------------------------------------------------------------------------ the step
+
 torch::Tensor Trainer::forward(const torch::Tensor& inputs, const torch::Tensor& resets) {
-  if (bf16_autocast_) {
-    at::autocast::set_autocast_enabled(device_.type(), true);
-    at::autocast::set_autocast_dtype(device_.type(), at::kBFloat16);
+  AutocastGuard autocast(device_.type(), bf16_autocast_);
+  return cfg_.activation_checkpointing ? forward_checkpointed(model_, inputs, resets)
+                                       : model_->forward(inputs, {}, {}, resets);
+}
+
+StepResult Trainer::train_step(const data::Batch& batch, double lr) {
+  const int64_t T = cfg_.seq_len;
+  const int64_t micro_steps = cfg_.global_batch / comm_->size() / cfg_.micro_batch;  // per rank
+  StepResult r;
+  // 1. Forward/backward over the micro-batches: gradients accumulate; full gradient buckets start their
+  //    reduction (allreduce / reduce-scatter) while the backward pass goes on.
+  optimizer_->begin_step();
+  for (int64_t m = 0; m < micro_steps; ++m) {
+    auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+    auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+    optimizer_->begin_micro(m + 1 == micro_steps);
+    auto logits = forward(tok.narrow(1, 0, T), resets);
+    auto parts = lm_loss(logits, tok.narrow(1, 1, T), cfg_.z_loss);
+    auto loss = parts.total / static_cast<double>(micro_steps);
+    if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
+    loss.backward();
+    optimizer_->end_micro();
+    r.loss += loss.item<double>();
+    r.ce += parts.ce.item<double>() / micro_steps;
   }
-  torch::Tensor logits = cfg_.activation_checkpointing ? forward_checkpointed(model_, inputs, resets)
-                                                       : model_->forward(inputs, {}, {}, resets);
-  if (bf16_autocast_) {
-    at::autocast::set_autocast_enabled(device_.type(), false);
-    at::autocast::clear_cache();
+  // 2. The global batch's mean loss (each rank holds the mean of its equal share).
+  if (comm_->size() > 1) {
+    auto sums = torch::tensor({r.loss, r.ce}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    comm_->allreduce_sum(sums);
+    sums = sums.cpu() / static_cast<double>(comm_->size());
+    r.loss = sums[0].item<double>();
+    r.ce = sums[1].item<double>();
   }
-  return logits;
+  // 3. Global gradient norm; a non-finite step changes nothing, a finite one clips and updates.
+  r.grad_norm = optimizer_->grad_norm();
+  r.skipped = !is_finite(r.loss) || !is_finite(r.grad_norm);
+  if (r.skipped) {
+    optimizer_->discard();
+    ++state_.nonfinite_streak;
+    spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
+                 state_.step, r.loss, r.grad_norm, state_.nonfinite_streak);
+    if (state_.nonfinite_streak >= cfg_.max_nonfinite)
+      throw Error(cfg_.out_dir, std::to_string(state_.nonfinite_streak) +
+                                    " consecutive non-finite steps; stopping (the last checkpoint is untouched)");
+  } else {
+    optimizer_->step(lr, r.grad_norm, cfg_.grad_clip);
+    state_.nonfinite_streak = 0;
+  }
+  ++state_.step;
+  state_.tokens_seen += static_cast<uint64_t>(cfg_.global_batch * T);
+  return r;
 }
 
 double Trainer::evaluate() {
@@ -210,100 +254,84 @@ double Trainer::evaluate() {
   return count > 0 ? sum / count : std::nan("");
 }
 
+fs::path Trainer::save_checkpoint() {
+  state_.loader = loader_->state();
+  const fs::path folder = checkpoints_->save(model_, *optimizer_, state_, resolved_toml_);
+  spdlog::info("checkpoint {}", folder.string());
+  return folder;
+}
+
+// ------------------------------------------------------------------------------------------------ the loop
+
 TrainResult Trainer::run() {
-  setup();
+  init_runtime();
+  build_model();
+  build_data();
+  build_optimizer();
+  open_run_folder();
+  use_param_dtype();
+  spdlog::info("model {} ({} parameters) on {}{}; data {} ({} tokens, {} train / {} held-out samples of {}+1)",
+               cfg_.model_path, model_->parameter_count(), device_.str(), bf16_autocast_ ? " with bf16 autocast" : "",
+               cfg_.data_dir, tokens_->num_tokens(), loader_->num_train_samples(), loader_->num_eval_samples(),
+               cfg_.seq_len);
+  if (comm_->size() > 1)
+    spdlog::info(
+        "{} ranks ({}), ZeRO stage {}, {} gradient buckets; optimizer state + gradient buffers on rank 0: "
+        "{:.1f} MiB",
+        comm_->size(), comm_->backend_name(), cfg_.dist_zero, optimizer_->num_buckets(),
+        optimizer_->state_bytes() / 1048576.0);
   install_stop_handlers();
-  const fs::path run_dir = cfg_.out_dir;
   const bool lead = comm_->rank() == 0;
   std::optional<MetricsLog> metrics_log;
-  if (lead) metrics_log.emplace(run_dir / "metrics.jsonl", resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
+  if (lead)
+    metrics_log.emplace(fs::path(cfg_.out_dir) / "metrics.jsonl",
+                        resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
   auto write_metrics = [&](const nlohmann::json& j) {
     if (metrics_log) metrics_log->write(j);
   };
-  Schedule schedule{cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
-  const int64_t T = cfg_.seq_len;
-  const int64_t micro_steps = cfg_.global_batch / comm_->size() / cfg_.micro_batch;  // per rank
+  const Schedule schedule{cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
   const bool tty = lead && ::isatty(STDERR_FILENO);
   TrainResult result;
-
   auto run_eval = [&] {
     const double ce = evaluate();
     if (std::isnan(ce)) return;
     spdlog::info("eval at step {}: loss {:.4f}, ppl {:.3f}", state_.step, ce, std::exp(ce));
-    write_metrics({{"step", state_.step}, {"eval_loss", ce}, {"eval_ppl", std::exp(ce)}, {"tokens", state_.tokens_seen}});
-  };
-  auto save = [&] {
-    state_.loader = loader_->state();
-    result.last_checkpoint = checkpoints_->save(model_, *optimizer_, state_, resolved_toml_);
-    spdlog::info("checkpoint {}", result.last_checkpoint.string());
+    write_metrics(
+        {{"step", state_.step}, {"eval_loss", ce}, {"eval_ppl", std::exp(ce)}, {"tokens", state_.tokens_seen}});
   };
 
   if (state_.step == 0 && cfg_.eval_batches > 0) run_eval();  // the converted-at-step-0 value
-  auto t_start = std::chrono::steady_clock::now();
+  const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = state_.step;
-  torch::Tensor tokens_buf, starts_buf;
   while (state_.step < cfg_.steps) {
     const double lr = schedule.at(state_.step);
-    auto batch = loader_->next_batch();  // this rank's rows of the global batch
-    optimizer_->begin_step();
-    double loss_sum = 0, ce_sum = 0;
-    for (int64_t m = 0; m < micro_steps; ++m) {
-      auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
-      auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
-      optimizer_->begin_micro(m + 1 == micro_steps);
-      auto logits = forward(tok.narrow(1, 0, T), resets);
-      auto parts = lm_loss(logits, tok.narrow(1, 1, T), cfg_.z_loss);
-      auto loss = parts.total / static_cast<double>(micro_steps);
-      if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
-      loss.backward();
-      optimizer_->end_micro();
-      loss_sum += loss.item<double>();
-      ce_sum += parts.ce.item<double>() / micro_steps;
-    }
-    if (comm_->size() > 1) {  // the global batch's mean loss (each rank holds the mean of its equal share)
-      auto sums = torch::tensor({loss_sum, ce_sum}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-      comm_->allreduce_sum(sums);
-      sums = sums.cpu() / static_cast<double>(comm_->size());
-      loss_sum = sums[0].item<double>();
-      ce_sum = sums[1].item<double>();
-    }
-    const double grad_norm = optimizer_->grad_norm();
-    const bool skip = !is_finite(loss_sum) || !is_finite(grad_norm);
-    if (skip) {
-      optimizer_->discard();
-      ++state_.nonfinite_streak;
-      spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}); step skipped ({} in a row)",
-                   state_.step, loss_sum, grad_norm, state_.nonfinite_streak);
-      if (state_.nonfinite_streak >= cfg_.max_nonfinite)
-        throw Error(cfg_.out_dir, std::to_string(state_.nonfinite_streak) +
-                                      " consecutive non-finite steps; stopping (the last checkpoint is untouched)");
-    } else {
-      optimizer_->step(lr, grad_norm, cfg_.grad_clip);
-      state_.nonfinite_streak = 0;
-    }
-    ++state_.step;
-    state_.tokens_seen += static_cast<uint64_t>(cfg_.global_batch * T);
-    result.last_loss = loss_sum;
-    if (on_step) on_step(state_.step, loss_sum);
+    const StepResult r = train_step(loader_->next_batch(), lr);  // this rank's rows of the global batch
+    result.last_loss = r.loss;
+    if (on_step) on_step(state_.step, r.loss);
 
+    // Progress and metrics.
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     StepStats st;
     st.step = state_.step;
     st.total_steps = cfg_.steps;
-    st.loss = loss_sum;
-    st.ce = ce_sum;
+    st.loss = r.loss;
+    st.ce = r.ce;
     st.lr = lr;
-    st.grad_norm = grad_norm;
-    st.skipped = skip;
-    st.tokens_per_s = (state_.step - first_step) * cfg_.global_batch * T / std::max(elapsed, 1e-9);
+    st.grad_norm = r.grad_norm;
+    st.skipped = r.skipped;
+    st.tokens_per_s = (state_.step - first_step) * cfg_.global_batch * cfg_.seq_len / std::max(elapsed, 1e-9);
     st.eta_s = (cfg_.steps - state_.step) * elapsed / std::max<int64_t>(1, state_.step - first_step);
-    if (device_.is_cuda()) {
-      // 6·N FLOPs per token (forward + backward) against H100 dense bf16 peak.
-      st.mfu = 6.0 * model_->parameter_count() * st.tokens_per_s / 989e12;
-    }
-    write_metrics({{"step", state_.step},         {"loss", loss_sum},        {"ce", ce_sum},
-                   {"ppl", std::exp(ce_sum)},      {"lr", lr},                {"grad_norm", grad_norm},
-                   {"tokens", state_.tokens_seen}, {"tokens_per_s", st.tokens_per_s}, {"skipped", skip}});
+    if (device_.is_cuda())
+      st.mfu = 6.0 * model_->parameter_count() * st.tokens_per_s / 989e12;  // 6N FLOPs/token vs H100 bf16 peak
+    write_metrics({{"step", state_.step},
+                   {"loss", r.loss},
+                   {"ce", r.ce},
+                   {"ppl", std::exp(r.ce)},
+                   {"lr", lr},
+                   {"grad_norm", r.grad_norm},
+                   {"tokens", state_.tokens_seen},
+                   {"tokens_per_s", st.tokens_per_s},
+                   {"skipped", r.skipped}});
     if (state_.step % cfg_.log_every == 0 || state_.step == cfg_.steps) {
       if (tty)
         std::fprintf(stderr, "\r%s", progress_line(st).c_str());
@@ -311,15 +339,18 @@ TrainResult Trainer::run() {
         spdlog::info("{}", progress_line(st));
       if (tty && state_.step == cfg_.steps) std::fprintf(stderr, "\n");
     }
+
+    // Evaluation and checkpoints. A signal may reach the ranks at different steps: they stop together, after the
+    // same step, with a checkpoint.
     if (cfg_.eval_every > 0 && state_.step % cfg_.eval_every == 0 && state_.step < cfg_.steps) {
       if (tty) std::fprintf(stderr, "\n");
       run_eval();
     }
-    // A signal may reach the ranks at different steps: they stop together, after the same step.
     const bool stop = comm_->max(stop_requested() ? 1.0 : 0.0) > 0;
-    if (stop || state_.step == cfg_.steps || (cfg_.save_every > 0 && state_.step % cfg_.save_every == 0 && !skip)) {
+    if (stop || state_.step == cfg_.steps ||
+        (cfg_.save_every > 0 && state_.step % cfg_.save_every == 0 && !r.skipped)) {
       if (tty && state_.step != cfg_.steps) std::fprintf(stderr, "\n");
-      save();
+      result.last_checkpoint = save_checkpoint();
     }
     if (stop) {
       spdlog::info("stopped by signal {} after step {} (checkpoint written)", stop_signal(), state_.step);
@@ -329,10 +360,11 @@ TrainResult Trainer::run() {
   }
   if (!result.stopped_by_signal && cfg_.eval_batches > 0) run_eval();
   if (comm_->size() > 1)
-    spdlog::info("rank 0 holds {} bytes of optimizer state, master slices and gradient buffers (ZeRO stage {}, {} ranks); "
-                 "{} of {} gradient collectives started inside the backward pass",
-                 optimizer_->state_bytes(), cfg_.dist_zero, comm_->size(), optimizer_->launched_in_backward(),
-                 optimizer_->launched_total());
+    spdlog::info(
+        "rank 0 holds {} bytes of optimizer state, master slices and gradient buffers (ZeRO stage {}, {} ranks); "
+        "{} of {} gradient collectives started inside the backward pass",
+        optimizer_->state_bytes(), cfg_.dist_zero, comm_->size(), optimizer_->launched_in_backward(),
+        optimizer_->launched_total());
   result.final_step = state_.step;
   return result;
 }

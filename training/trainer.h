@@ -1,6 +1,7 @@
-// The uptraining loop of `supra train`: model (converted, or converted on the fly), data loader, AdamW with the
-// reference schedule, gradient accumulation and clipping, CE + z-loss, bf16 autocast on GPU, optional activation
-// checkpointing, periodic evaluation and checkpoints, exact resume, preemption handling and non-finite step
+// The uptraining loop of `supra train`, read top to bottom in trainer.cpp: run() builds the job (named builders:
+// runtime, model, data, optimizer, run folder), evaluates the converted model at step 0, then repeats
+// train_step() — forward/backward over the rank's micro-batches, the mean loss over ranks, clip, AdamW update —
+// with progress, periodic evaluation and checkpoints, exact resume, preemption handling and non-finite step
 // skipping. One process, or one process per GPU/CPU rank under torchrun / Slurm (data parallel, ZeRO-1/2; the
 // launcher's environment decides, see training/dist_env.h): the global batch and the data stream do not depend on
 // the world size.
@@ -9,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "core/causal_lm.h"
+#include "core/model/causal_lm.h"
 #include "data/loader.h"
 #include "training/checkpoint.h"
 #include "training/communicator.h"
@@ -23,6 +24,14 @@ struct TrainResult {
   bool stopped_by_signal = false;
   double last_loss = 0;
   std::filesystem::path last_checkpoint;
+};
+
+// What one optimizer step did (the mean over the global batch).
+struct StepResult {
+  double loss = 0;       // the objective (CE + z-loss)
+  double ce = 0;         // cross-entropy alone
+  double grad_norm = 0;  // before clipping
+  bool skipped = false;  // non-finite loss or gradient: no update
 };
 
 class Trainer {
@@ -39,9 +48,19 @@ class Trainer {
   std::function<bool(int64_t step)> inject_nonfinite;
 
  private:
-  void setup();
-  double evaluate();
-  torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& resets);
+  // Builders, in the order run() calls them.
+  void init_runtime();     // validation, device, process group; every rank runs the same config
+  void build_model();      // load (converting a pretrained model on the fly), to device, rank 0's weights everywhere
+  void build_data();       // token shards, checked against the model; the deterministic loader
+  void build_optimizer();  // ShardedAdamW (DDP / ZeRO-1/2) over the trainable parameters
+  void open_run_folder();  // run folder, checkpoint manager, resume from `latest`
+  void use_param_dtype();  // train.param_dtype = bf16: bf16 matrices, fp32 masters in the optimizer
+
+  // One optimizer step on this rank's rows of the global batch, at learning rate `lr`.
+  StepResult train_step(const data::Batch& batch, double lr);
+  double evaluate();  // held-out mean cross-entropy (NaN when there is no held-out data)
+  std::filesystem::path save_checkpoint();
+  torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& resets);  // logits, under autocast
 
   TrainConfig cfg_;
   std::string resolved_toml_;

@@ -1,6 +1,7 @@
 // Tensor-core chunked kernels (bf16): __global__ wrappers and launchers. The algorithm is in chunked_mma.cuh.
 #include "kernels/cuda/chunked_launch.h"
 #include "kernels/cuda/chunked_mma.cuh"
+#include "kernels/cuda/static_switch.h"
 
 namespace supra::cuda::detail {
 namespace {
@@ -44,11 +45,11 @@ cudaError_t backward_d(const ChunkedArgs& a, cudaStream_t stream) {
 }  // namespace
 
 cudaError_t mma_forward(const ChunkedArgs& a, cudaStream_t stream) {
-  return a.head_dim == 64 ? forward_d<64>(a, stream) : forward_d<128>(a, stream);
+  return SUPRA_HEAD_DIM_SWITCH(a.head_dim, kD, [&] { return forward_d<kD>(a, stream); });
 }
 
 cudaError_t mma_backward(const ChunkedArgs& a, cudaStream_t stream) {
-  return a.head_dim == 64 ? backward_d<64>(a, stream) : backward_d<128>(a, stream);
+  return SUPRA_HEAD_DIM_SWITCH(a.head_dim, kD, [&] { return backward_d<kD>(a, stream); });
 }
 
 }  // namespace supra::cuda::detail

@@ -8,7 +8,7 @@
 //   f_i    = γ^i        if doc(i) = 0 (no reset in the chunk up to i), else 0   (how much of S_c token i sees)
 //   w_j    = s γ^{L−j}  if j < L and doc(j) = doc(L−1), else 0          (how much of token j enters S_{c+1})
 //   δ      = γ^L        if the chunk has no reset, else 0              (how much of S_c survives into S_{c+1})
-// Forward (this is the chunked form of ../shared/docs/supra-method.md §3 with resets):
+// Forward (this is the chunked form of docs/method.md §3 with resets):
 //   O_c     = diag(f) Q_c S_c + (Q_c K_cᵀ ⊙ M) V_c
 //   S_{c+1} = δ S_c + (diag(w) K_c)ᵀ V_c                  S_0 = initial state, S_NC = final state
 // Backward, given dO and dS_NC (gradient of the final state):
@@ -34,6 +34,7 @@
 // is carried from chunk to chunk stays fp32.
 #pragma once
 
+#include "kernels/cuda/block_info.cuh"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/kernel_args.h"
 
@@ -107,6 +108,35 @@ SUPRA_DEVICE void state_to_smem(const float (&acc)[NT][4], bf16* s, int m0, int 
   }
 }
 
+// The chunk's state update, written once for both sweeps, on this warp's StateTile of the fp32 state in registers:
+//   X ← δ X + Aᵀ B,   A[m = dk][k = j] = sA[j][dk] (load_a_trans), B[k = j][n = e] = sB[j][e] (load_b_kn)
+// then the bf16 copy sX is rebuilt. Forward / dQ sweep: S ← δ S + (diag(w) K)ᵀ V; reverse sweep:
+// dS ← δ dS + (diag(f) Q)ᵀ dO (sA already scaled in place).
+template <int D>
+SUPRA_DEVICE void state_update(float (&acc)[StateTile<D>::NT][4], float decay, const bf16* sA, const bf16* sB, bf16* sX,
+                               const StateTile<D>& st, int lane) {
+  constexpr int NT = StateTile<D>::NT, LD = Layout<D>::LD;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    acc[nt][0] *= decay;
+    acc[nt][1] *= decay;
+    acc[nt][2] *= decay;
+    acc[nt][3] *= decay;
+  }
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    uint32_t af[4], bfr[4];
+    dev::load_a_trans(af, sA, LD, st.m0, 16 * kk, lane);
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      dev::load_b_kn(bfr, sB, LD, 16 * kk, st.n0 + 16 * np, lane);
+      dev::mma_bf16_16816(acc[2 * np], af, bfr[0], bfr[1]);
+      dev::mma_bf16_16816(acc[2 * np + 1], af, bfr[2], bfr[3]);
+    }
+  }
+  state_to_smem<D>(acc, sX, st.m0, st.n0, lane);
+}
+
 // Starts the asynchronous copy of one [C, D] tile: rows t0 … t0 + C − 1 of a [B, T, heads, D] tensor, `src`
 // pointing at (b, t0, head, 0) and `row_stride` = heads · D. Rows at or past `valid_rows` are zero-filled.
 template <int D>
@@ -143,34 +173,32 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
   constexpr int KS = D / 16;   // 16-wide k-slices over the head dim
   constexpr int ONT = D / 16;  // 8-wide output tiles per warp (half of the D columns)
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int H = a.heads, Hkv = a.kv_heads;
   const int64_t T = a.seq_len;
-  const int64_t b = bh / H;
-  const int h = static_cast<int>(bh % H), hk = h / (H / Hkv);
+  const BlockInfo<D> bi(a, bh);
   const float scale = a.scale;
 
-  bf16* tiles = reinterpret_cast<bf16*>(smem);          // [2 stages][3][TILE]: A_in (Q or dO), K, V
-  bf16* sS = tiles + 2 * 3 * Lay::TILE;                 // [D][LD] bf16 copy of S_c
+  bf16* tiles = reinterpret_cast<bf16*>(smem);            // [2 stages][3][TILE]: A_in (Q or dO), K, V
+  bf16* sS = tiles + 2 * 3 * Lay::TILE;                   // [D][LD] bf16 copy of S_c
   float* sG = reinterpret_cast<float*>(sS + Lay::STATE);  // sG[n] = γ^n, n = 0..C
-  int* sSeg = reinterpret_cast<int*>(sG + C + 4);       // document index within the chunk
+  int* sSeg = reinterpret_cast<int*>(sG + C + 4);         // document index within the chunk
 
-  const int64_t strideA = static_cast<int64_t>(H) * D, strideKV = static_cast<int64_t>(Hkv) * D;
-  const bf16* gA = static_cast<const bf16*>(kGradQ ? a.d_o : a.q) + (b * T * H + h) * D;
-  const bf16* gK = static_cast<const bf16*>(a.k) + (b * T * Hkv + hk) * D;
-  const bf16* gV = static_cast<const bf16*>(a.v) + (b * T * Hkv + hk) * D;
-  bf16* gOut = static_cast<bf16*>(kGradQ ? a.dq : a.o) + (b * T * H + h) * D;
-  const uint8_t* gR = a.resets ? a.resets + b * T : nullptr;
+  const int64_t strideA = bi.q_stride, strideKV = bi.kv_stride;
+  const bf16* gA = static_cast<const bf16*>(kGradQ ? a.d_o : a.q) + bi.q_offset;
+  const bf16* gK = static_cast<const bf16*>(a.k) + bi.kv_offset;
+  const bf16* gV = static_cast<const bf16*>(a.v) + bi.kv_offset;
+  bf16* gOut = static_cast<bf16*>(kGradQ ? a.dq : a.o) + bi.q_offset;
+  const uint8_t* gR = a.resets ? a.resets + bi.reset_offset : nullptr;
 
-  const float log_gamma = a.log_gamma[h];
+  const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
 
   const ST st(warp);
   float accS[ST::NT][4];
-  state_load<D>(accS, a.initial_state ? a.initial_state + bh * D * D : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
-  const int wr = warp & 3;                 // output rows 16·wr … 16·wr + 15
-  const int o_n0 = (warp >> 2) * (D / 2);  // output columns o_n0 … o_n0 + D/2 − 1
+  const int wr = warp & 3;                  // output rows 16·wr … 16·wr + 15
+  const int o_n0 = (warp >> 2) * (D / 2);   // output columns o_n0 … o_n0 + D/2 − 1
   const int i0 = 16 * wr + g, i1 = i0 + 8;  // the two rows this lane holds in accumulator tiles
 
   const int64_t num_chunks = (T + C - 1) / C;
@@ -291,31 +319,12 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     }
     dev::block_sync();
 
-    // (6) S ← δ S + (diag(w) K)ᵀ V:  A[m = dk][k = j] = Kw[j][dk] (load_a_trans), B[k = j][n = e] = V[j][e].
-    const float decay = segL == 0 ? sG[L] : 0.f;
-#pragma unroll
-    for (int nt = 0; nt < ST::NT; ++nt) {
-      accS[nt][0] *= decay;
-      accS[nt][1] *= decay;
-      accS[nt][2] *= decay;
-      accS[nt][3] *= decay;
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      uint32_t af[4], bfr[4];
-      dev::load_a_trans(af, sK, LD, st.m0, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < ST::NT / 2; ++np) {
-        dev::load_b_kn(bfr, sV, LD, 16 * kk, st.n0 + 16 * np, lane);
-        dev::mma_bf16_16816(accS[2 * np], af, bfr[0], bfr[1]);
-        dev::mma_bf16_16816(accS[2 * np + 1], af, bfr[2], bfr[3]);
-      }
-    }
-    state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
+    // (6) S ← δ S + (diag(w) K)ᵀ V, and its bf16 copy.
+    state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sK, sV, sS, st, lane);
     dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
   }
   dev::cp_async_wait<0>();
-  if (!kGradQ && a.final_state != nullptr) state_store<D>(accS, a.final_state + bh * D * D, st.m0, st.n0, lane);
+  if (!kGradQ && a.final_state != nullptr) state_store<D>(accS, a.final_state + bi.state_offset, st.m0, st.n0, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -329,34 +338,31 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
   constexpr int KS = D / 16;
   constexpr int ONT = D / 16;
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int H = a.heads, Hkv = a.kv_heads;
   const int64_t T = a.seq_len;
-  const int64_t b = bh / H;
-  const int h = static_cast<int>(bh % H), hk = h / (H / Hkv);
+  const BlockInfo<D> bi(a, bh);
   const float scale = a.scale;
 
-  bf16* tiles = reinterpret_cast<bf16*>(smem);            // [STAGES][4][TILE]: Q, K, V, dO
-  bf16* sS = tiles + STAGES * 4 * Lay::TILE;              // [D][LD] bf16 copy of dS_{c+1}
+  bf16* tiles = reinterpret_cast<bf16*>(smem);  // [STAGES][4][TILE]: Q, K, V, dO
+  bf16* sS = tiles + STAGES * 4 * Lay::TILE;    // [D][LD] bf16 copy of dS_{c+1}
   float* sG = reinterpret_cast<float*>(sS + Lay::STATE);
   int* sSeg = reinterpret_cast<int*>(sG + C + 4);
 
-  const int64_t strideQ = static_cast<int64_t>(H) * D, strideKV = static_cast<int64_t>(Hkv) * D;
-  const bf16* gQ = static_cast<const bf16*>(a.q) + (b * T * H + h) * D;
-  const bf16* gK = static_cast<const bf16*>(a.k) + (b * T * Hkv + hk) * D;
-  const bf16* gV = static_cast<const bf16*>(a.v) + (b * T * Hkv + hk) * D;
-  const bf16* gdO = static_cast<const bf16*>(a.d_o) + (b * T * H + h) * D;
-  const int Hout = a.dkv_per_query_head ? H : Hkv, ho = a.dkv_per_query_head ? h : hk;
-  const int64_t strideOut = static_cast<int64_t>(Hout) * D;
-  OutT* gdK = static_cast<OutT*>(a.dk) + (b * T * Hout + ho) * D;
-  OutT* gdV = static_cast<OutT*>(a.dv) + (b * T * Hout + ho) * D;
-  const uint8_t* gR = a.resets ? a.resets + b * T : nullptr;
+  const int64_t strideQ = bi.q_stride, strideKV = bi.kv_stride;
+  const bf16* gQ = static_cast<const bf16*>(a.q) + bi.q_offset;
+  const bf16* gK = static_cast<const bf16*>(a.k) + bi.kv_offset;
+  const bf16* gV = static_cast<const bf16*>(a.v) + bi.kv_offset;
+  const bf16* gdO = static_cast<const bf16*>(a.d_o) + bi.q_offset;
+  const int64_t strideOut = bi.dkv_stride(a.dkv_per_query_head);
+  OutT* gdK = static_cast<OutT*>(a.dk) + bi.dkv_offset(a.dkv_per_query_head);
+  OutT* gdV = static_cast<OutT*>(a.dv) + bi.dkv_offset(a.dkv_per_query_head);
+  const uint8_t* gR = a.resets ? a.resets + bi.reset_offset : nullptr;
 
-  const float log_gamma = a.log_gamma[h];
+  const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
 
   const ST st(warp);
   float accS[ST::NT][4];  // dS
-  state_load<D>(accS, a.d_final_state ? a.d_final_state + bh * D * D : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
   const int wr = warp & 3;                 // key rows 16·wr … 16·wr + 15 of dK and dV
@@ -407,7 +413,7 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     const float w1 = (j1 < L && sj1 == segL) ? scale * sG[L - j1] : 0.f;
 
     // Transposed scores: element (row j, column i) of Xᵀ = (X ⊙ M)ᵀ, nonzero for i ≥ j in the same document.
-    auto mask_transposed = [&](float (&sc)[8][4]) {
+    auto mask_transposed = [&](float(&sc)[8][4]) {
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
@@ -496,31 +502,12 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     }
     dev::block_sync();
 
-    // dS ← δ dS + (diag(f) Q)ᵀ dO: A[m = dk][k = i] = Qf[i][dk] (load_a_trans), B[k = i][n = e] = dO[i][e].
-    const float decay = segL == 0 ? sG[L] : 0.f;
-#pragma unroll
-    for (int nt = 0; nt < ST::NT; ++nt) {
-      accS[nt][0] *= decay;
-      accS[nt][1] *= decay;
-      accS[nt][2] *= decay;
-      accS[nt][3] *= decay;
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      uint32_t af[4], bfr[4];
-      dev::load_a_trans(af, sQ, LD, st.m0, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < ST::NT / 2; ++np) {
-        dev::load_b_kn(bfr, sdO, LD, 16 * kk, st.n0 + 16 * np, lane);
-        dev::mma_bf16_16816(accS[2 * np], af, bfr[0], bfr[1]);
-        dev::mma_bf16_16816(accS[2 * np + 1], af, bfr[2], bfr[3]);
-      }
-    }
-    state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
+    // dS ← δ dS + (diag(f) Q)ᵀ dO, and its bf16 copy.
+    state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sQ, sdO, sS, st, lane);
     dev::block_sync();
   }
   dev::cp_async_wait<0>();
-  if (a.d_initial_state != nullptr) state_store<D>(accS, a.d_initial_state + bh * D * D, st.m0, st.n0, lane);
+  if (a.d_initial_state != nullptr) state_store<D>(accS, a.d_initial_state + bi.state_offset, st.m0, st.n0, lane);
 }
 
 }  // namespace supra::cuda::mma

@@ -2,11 +2,10 @@
 // algorithm is in chunked_simt.cuh.
 #include "kernels/cuda/chunked_launch.h"
 #include "kernels/cuda/chunked_simt.cuh"
+#include "kernels/cuda/static_switch.h"
 
 namespace supra::cuda::detail {
 namespace {
-
-using dev::bf16;
 
 template <typename T, int D, bool kGradQ>
 __global__ void __launch_bounds__(simt::kThreads, 1) simt_sweep_kernel(const ChunkedArgs args) {
@@ -38,13 +37,13 @@ cudaError_t backward_td(const ChunkedArgs& a, cudaStream_t stream) {
 }  // namespace
 
 cudaError_t simt_forward(const ChunkedArgs& a, cudaStream_t stream) {
-  if (a.type == ElemType::kFloat32) return a.head_dim == 64 ? forward_td<float, 64>(a, stream) : forward_td<float, 128>(a, stream);
-  return a.head_dim == 64 ? forward_td<bf16, 64>(a, stream) : forward_td<bf16, 128>(a, stream);
+  return SUPRA_ELEM_TYPE_SWITCH(
+      a.type, T, [&] { return SUPRA_HEAD_DIM_SWITCH(a.head_dim, kD, [&] { return forward_td<T, kD>(a, stream); }); });
 }
 
 cudaError_t simt_backward(const ChunkedArgs& a, cudaStream_t stream) {
-  if (a.type == ElemType::kFloat32) return a.head_dim == 64 ? backward_td<float, 64>(a, stream) : backward_td<float, 128>(a, stream);
-  return a.head_dim == 64 ? backward_td<bf16, 64>(a, stream) : backward_td<bf16, 128>(a, stream);
+  return SUPRA_ELEM_TYPE_SWITCH(
+      a.type, T, [&] { return SUPRA_HEAD_DIM_SWITCH(a.head_dim, kD, [&] { return backward_td<T, kD>(a, stream); }); });
 }
 
 }  // namespace supra::cuda::detail

@@ -9,6 +9,7 @@
 // the fp32 tiles are padded to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
 #pragma once
 
+#include "kernels/cuda/block_info.cuh"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/kernel_args.h"
 
@@ -43,37 +44,59 @@ SUPRA_DEVICE void load_tile(float* dst, const Elem* src, int64_t row_stride, int
   }
 }
 
+// The running fp32 state tile [D][D + 1] ← src (fp32 [D, D], row-major) or zeros, and back.
+template <int D>
+SUPRA_DEVICE void state_load(float* sX, const float* src, int tid) {
+  for (int p = tid; p < D * D; p += kThreads) sX[(p / D) * (D + 1) + p % D] = src ? src[p] : 0.f;
+}
+template <int D>
+SUPRA_DEVICE void state_store(float* dst, const float* sX, int tid) {
+  for (int p = tid; p < D * D; p += kThreads) dst[p] = sX[(p / D) * (D + 1) + p % D];
+}
+
+// The chunk's state update, written once for both sweeps: X ← δ X + Σ_{j < L} c_j a_jᵀ b_j on the fp32 tile sX
+// ([D][D + 1]; a, b rows of the [C][D + 1] tiles sA, sB). Forward / dQ sweep: S ← δ S + (diag(w) K)ᵀ V; reverse
+// sweep: dS ← δ dS + (diag(f) Q)ᵀ dO.
+template <int D>
+SUPRA_DEVICE void state_update(float* sX, float decay, const float* coef, const float* sA, const float* sB, int L,
+                               int tid) {
+  constexpr int LDF = D + 1;
+  for (int p = tid; p < D * D; p += kThreads) {
+    const int dk = p / D, e = p % D;
+    float acc = 0.f;
+    for (int j = 0; j < L; ++j) acc += coef[j] * sA[j * LDF + dk] * sB[j * LDF + e];
+    sX[dk * LDF + e] = decay * sX[dk * LDF + e] + acc;
+  }
+}
+
 // Forward (kGradQ = false) or dQ sweep (kGradQ = true). Shared memory: smem_bytes<D>(3, 1).
 template <typename Elem, int D, bool kGradQ>
 SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int H = a.heads, Hkv = a.kv_heads;
   const int64_t T = a.seq_len;
-  const int64_t b = bh / H;
-  const int h = static_cast<int>(bh % H), hk = h / (H / Hkv);
+  const BlockInfo<D> bi(a, bh);
   const float scale = a.scale;
 
-  float* sA = reinterpret_cast<float*>(smem);  // [C][LDF] Q (forward) or dO (dQ)
-  float* sK = sA + C * LDF;                    // [C][LDF]
-  float* sV = sK + C * LDF;                    // [C][LDF]
-  float* sS = sV + C * LDF;                    // [D][LDF] the state S[dk][e], fp32
-  float* sP = sS + D * LDF;                    // [C][LDP] masked scores P[i][j]
-  float* sG = sP + C * LDP;                    // [C + 1] γ^n
-  float* sW = sG + C + 1;                      // [C] w_j
+  float* sA = reinterpret_cast<float*>(smem);      // [C][LDF] Q (forward) or dO (dQ)
+  float* sK = sA + C * LDF;                        // [C][LDF]
+  float* sV = sK + C * LDF;                        // [C][LDF]
+  float* sS = sV + C * LDF;                        // [D][LDF] the state S[dk][e], fp32
+  float* sP = sS + D * LDF;                        // [C][LDP] masked scores P[i][j]
+  float* sG = sP + C * LDP;                        // [C + 1] γ^n
+  float* sW = sG + C + 1;                          // [C] w_j
   int* sSeg = reinterpret_cast<int*>(sW + 2 * C);  // [C]
 
-  const int64_t strideA = static_cast<int64_t>(H) * D, strideKV = static_cast<int64_t>(Hkv) * D;
-  const Elem* gA = static_cast<const Elem*>(kGradQ ? a.d_o : a.q) + (b * T * H + h) * D;
-  const Elem* gK = static_cast<const Elem*>(a.k) + (b * T * Hkv + hk) * D;
-  const Elem* gV = static_cast<const Elem*>(a.v) + (b * T * Hkv + hk) * D;
-  Elem* gOut = static_cast<Elem*>(kGradQ ? a.dq : a.o) + (b * T * H + h) * D;
-  const uint8_t* gR = a.resets ? a.resets + b * T : nullptr;
+  const int64_t strideA = bi.q_stride, strideKV = bi.kv_stride;
+  const Elem* gA = static_cast<const Elem*>(kGradQ ? a.d_o : a.q) + bi.q_offset;
+  const Elem* gK = static_cast<const Elem*>(a.k) + bi.kv_offset;
+  const Elem* gV = static_cast<const Elem*>(a.v) + bi.kv_offset;
+  Elem* gOut = static_cast<Elem*>(kGradQ ? a.dq : a.o) + bi.q_offset;
+  const uint8_t* gR = a.resets ? a.resets + bi.reset_offset : nullptr;
 
-  const float log_gamma = a.log_gamma[h];
+  const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  const float* S0 = a.initial_state ? a.initial_state + bh * D * D : nullptr;
-  for (int p = tid; p < D * D; p += kThreads) sS[(p / D) * LDF + p % D] = S0 ? S0[p] : 0.f;
+  state_load<D>(sS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, tid);
 
   const float* sScoreB = kGradQ ? sV : sK;  // P = A_in · sScoreBᵀ ⊙ M
   const float* sVals = kGradQ ? sK : sV;    // out += P · sVals
@@ -117,19 +140,10 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     dev::block_sync();
 
     // S ← δ S + Σ_j w_j k_jᵀ v_j.
-    const float decay = segL == 0 ? sG[L] : 0.f;
-    for (int p = tid; p < D * D; p += kThreads) {
-      const int dk = p / D, e = p % D;
-      float acc = 0.f;
-      for (int j = 0; j < L; ++j) acc += sW[j] * sK[j * LDF + dk] * sV[j * LDF + e];
-      sS[dk * LDF + e] = decay * sS[dk * LDF + e] + acc;
-    }
+    state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
   }
   dev::block_sync();
-  if (!kGradQ && a.final_state != nullptr) {
-    float* dst = a.final_state + bh * D * D;
-    for (int p = tid; p < D * D; p += kThreads) dst[p] = sS[(p / D) * LDF + p % D];
-  }
+  if (!kGradQ && a.final_state != nullptr) state_store<D>(a.final_state + bi.state_offset, sS, tid);
 }
 
 // Reverse sweep: dK, dV (OutT: Elem per kv head, or float per query head) and dS_0. Shared memory:
@@ -138,39 +152,35 @@ template <typename Elem, typename OutT, int D>
 SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int H = a.heads, Hkv = a.kv_heads;
   const int64_t T = a.seq_len;
-  const int64_t b = bh / H;
-  const int h = static_cast<int>(bh % H), hk = h / (H / Hkv);
+  const BlockInfo<D> bi(a, bh);
   const float scale = a.scale;
 
   float* sQ = reinterpret_cast<float*>(smem);  // [C][LDF]
   float* sK = sQ + C * LDF;
   float* sV = sK + C * LDF;
   float* sdO = sV + C * LDF;
-  float* sS = sdO + C * LDF;   // [D][LDF] dS[dk][e]
-  float* sP = sS + D * LDF;    // [C][LDP] P[i][j]
-  float* sdP = sP + C * LDP;   // [C][LDP] dP[i][j]
-  float* sG = sdP + C * LDP;   // [C + 1]
-  float* sW = sG + C + 1;      // [C] w_j
-  float* sF = sW + C;          // [C] f_i
+  float* sS = sdO + C * LDF;  // [D][LDF] dS[dk][e]
+  float* sP = sS + D * LDF;   // [C][LDP] P[i][j]
+  float* sdP = sP + C * LDP;  // [C][LDP] dP[i][j]
+  float* sG = sdP + C * LDP;  // [C + 1]
+  float* sW = sG + C + 1;     // [C] w_j
+  float* sF = sW + C;         // [C] f_i
   int* sSeg = reinterpret_cast<int*>(sF + C);
 
-  const int64_t strideQ = static_cast<int64_t>(H) * D, strideKV = static_cast<int64_t>(Hkv) * D;
-  const Elem* gQ = static_cast<const Elem*>(a.q) + (b * T * H + h) * D;
-  const Elem* gK = static_cast<const Elem*>(a.k) + (b * T * Hkv + hk) * D;
-  const Elem* gV = static_cast<const Elem*>(a.v) + (b * T * Hkv + hk) * D;
-  const Elem* gdO = static_cast<const Elem*>(a.d_o) + (b * T * H + h) * D;
-  const int Hout = a.dkv_per_query_head ? H : Hkv, ho = a.dkv_per_query_head ? h : hk;
-  const int64_t strideOut = static_cast<int64_t>(Hout) * D;
-  OutT* gdK = static_cast<OutT*>(a.dk) + (b * T * Hout + ho) * D;
-  OutT* gdV = static_cast<OutT*>(a.dv) + (b * T * Hout + ho) * D;
-  const uint8_t* gR = a.resets ? a.resets + b * T : nullptr;
+  const int64_t strideQ = bi.q_stride, strideKV = bi.kv_stride;
+  const Elem* gQ = static_cast<const Elem*>(a.q) + bi.q_offset;
+  const Elem* gK = static_cast<const Elem*>(a.k) + bi.kv_offset;
+  const Elem* gV = static_cast<const Elem*>(a.v) + bi.kv_offset;
+  const Elem* gdO = static_cast<const Elem*>(a.d_o) + bi.q_offset;
+  const int64_t strideOut = bi.dkv_stride(a.dkv_per_query_head);
+  OutT* gdK = static_cast<OutT*>(a.dk) + bi.dkv_offset(a.dkv_per_query_head);
+  OutT* gdV = static_cast<OutT*>(a.dv) + bi.dkv_offset(a.dkv_per_query_head);
+  const uint8_t* gR = a.resets ? a.resets + bi.reset_offset : nullptr;
 
-  const float log_gamma = a.log_gamma[h];
+  const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  const float* dST = a.d_final_state ? a.d_final_state + bh * D * D : nullptr;
-  for (int p = tid; p < D * D; p += kThreads) sS[(p / D) * LDF + p % D] = dST ? dST[p] : 0.f;
+  state_load<D>(sS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, tid);
 
   const int64_t num_chunks = (T + C - 1) / C;
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
@@ -225,19 +235,10 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     dev::block_sync();
 
     // dS ← δ dS + Σ_i f_i q_iᵀ do_i.
-    const float decay = segL == 0 ? sG[L] : 0.f;
-    for (int p = tid; p < D * D; p += kThreads) {
-      const int dk = p / D, e = p % D;
-      float acc = 0.f;
-      for (int i = 0; i < L; ++i) acc += sF[i] * sQ[i * LDF + dk] * sdO[i * LDF + e];
-      sS[dk * LDF + e] = decay * sS[dk * LDF + e] + acc;
-    }
+    state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
   }
   dev::block_sync();
-  if (a.d_initial_state != nullptr) {
-    float* dst = a.d_initial_state + bh * D * D;
-    for (int p = tid; p < D * D; p += kThreads) dst[p] = sS[(p / D) * LDF + p % D];
-  }
+  if (a.d_initial_state != nullptr) state_store<D>(a.d_initial_state + bi.state_offset, sS, tid);
 }
 
 }  // namespace supra::cuda::simt

@@ -4,11 +4,10 @@
 
 #include "kernels/cuda/decode_step.cuh"
 #include "kernels/cuda/linear_attention_kernels.h"
+#include "kernels/cuda/static_switch.h"
 
 namespace supra::cuda {
 namespace {
-
-using dev::bf16;
 
 template <typename T, int D>
 __global__ void __launch_bounds__(decode::kThreads) decode_step_kernel(const DecodeArgs args) {
@@ -23,11 +22,6 @@ cudaError_t launch_d(const DecodeArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-template <typename T>
-cudaError_t launch_t(const DecodeArgs& a, cudaStream_t stream) {
-  return a.head_dim == 64 ? launch_d<T, 64>(a, stream) : launch_d<T, 128>(a, stream);
-}
-
 }  // namespace
 
 cudaError_t decode_step(const DecodeArgs& a, cudaStream_t stream) {
@@ -38,7 +32,8 @@ cudaError_t decode_step(const DecodeArgs& a, cudaStream_t stream) {
       a.log_gamma == nullptr || (reinterpret_cast<std::uintptr_t>(a.state) & 15u) != 0)
     return cudaErrorInvalidValue;
   if (a.batch == 0) return cudaSuccess;
-  return a.type == ElemType::kFloat32 ? launch_t<float>(a, stream) : launch_t<bf16>(a, stream);
+  return SUPRA_ELEM_TYPE_SWITCH(
+      a.type, T, [&] { return SUPRA_HEAD_DIM_SWITCH(a.head_dim, kD, [&] { return launch_d<T, kD>(a, stream); }); });
 }
 
 }  // namespace supra::cuda

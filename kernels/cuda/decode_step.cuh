@@ -11,6 +11,7 @@
 // per-group partial sums of o are reduced through shared memory. A warp reads 4 contiguous 128-byte row pieces.
 #pragma once
 
+#include "kernels/cuda/block_info.cuh"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/kernel_args.h"
 
@@ -38,16 +39,14 @@ SUPRA_DEVICE void step(const DecodeArgs& a, float* smem, int tid, int64_t block)
   static_assert(kThreads % NC4 == 0 && D % GROUPS == 0 && D % kCols == 0, "decode layout");
   const int64_t bh = block / kBlocksPerHead<D>;
   const int c0 = static_cast<int>(block % kBlocksPerHead<D>) * kCols;  // first column of this CTA
-  const int H = a.heads, Hkv = a.kv_heads;
-  const int64_t b = bh / H;
-  const int h = static_cast<int>(bh % H), hk = h / (H / Hkv);
+  const BlockInfo<D> bi(a, bh);
 
   float* sq = smem;           // [D] q
   float* sk = smem + D;       // [D] s·k
   float* red = smem + 2 * D;  // [GROUPS][kCols] partial o
-  const T* q = static_cast<const T*>(a.q) + bh * D;
-  const T* k = static_cast<const T*>(a.k) + (b * Hkv + hk) * D;
-  const T* v = static_cast<const T*>(a.v) + (b * Hkv + hk) * D;
+  const T* q = static_cast<const T*>(a.q) + bi.q_offset;
+  const T* k = static_cast<const T*>(a.k) + bi.kv_offset;
+  const T* v = static_cast<const T*>(a.v) + bi.kv_offset;
   for (int i = tid; i < D; i += kThreads) {
     sq[i] = dev::to_float(q[i]);
     sk[i] = dev::to_float(k[i]) * a.scale;
@@ -55,8 +54,8 @@ SUPRA_DEVICE void step(const DecodeArgs& a, float* smem, int tid, int64_t block)
 
   const int c4 = tid % NC4, group = tid / NC4;
   const int col = c0 + 4 * c4;
-  float* S = a.state + bh * D * D;
-  const bool clear = a.reset != nullptr && a.reset[b] != 0;
+  float* S = a.state + bi.state_offset;
+  const bool clear = a.reset != nullptr && a.reset[bi.reset_offset] != 0;
   float s[ROWS][4];
 #pragma unroll
   for (int r = 0; r < ROWS; ++r) {
@@ -70,7 +69,7 @@ SUPRA_DEVICE void step(const DecodeArgs& a, float* smem, int tid, int64_t block)
   float vj[4];
 #pragma unroll
   for (int x = 0; x < 4; ++x) vj[x] = dev::to_float(v[col + x]);
-  const float gamma = dev::exp_f32(a.log_gamma[h]);
+  const float gamma = dev::exp_f32(a.log_gamma[bi.h]);
   dev::block_sync();  // sq, sk ready
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -89,7 +88,7 @@ SUPRA_DEVICE void step(const DecodeArgs& a, float* smem, int tid, int64_t block)
 #pragma unroll
   for (int x = 0; x < 4; ++x) red[group * kCols + 4 * c4 + x] = acc[x];
   dev::block_sync();
-  T* o = static_cast<T*>(a.o) + bh * D + c0;
+  T* o = static_cast<T*>(a.o) + bi.q_offset + c0;
   for (int j = tid; j < kCols; j += kThreads) {
     float sum = 0.f;
 #pragma unroll

@@ -37,9 +37,13 @@ SUPRA_DEVICE float to_float(bf16 x) { return __bfloat162float(x); }
 template <typename T>
 SUPRA_DEVICE T from_float(float x);
 template <>
-SUPRA_DEVICE float from_float<float>(float x) { return x; }
+SUPRA_DEVICE float from_float<float>(float x) {
+  return x;
+}
 template <>
-SUPRA_DEVICE bf16 from_float<bf16>(float x) { return __float2bfloat16_rn(x); }
+SUPRA_DEVICE bf16 from_float<bf16>(float x) {
+  return __float2bfloat16_rn(x);
+}
 
 // Two floats → one 32-bit register of two bf16 (round to nearest even); `lo` goes to the lower 16 bits.
 SUPRA_DEVICE uint32_t pack_bf16x2(float lo, float hi) {
@@ -82,8 +86,7 @@ SUPRA_DEVICE float exp_f32(float x) { return expf(x); }  // full-precision expf 
 SUPRA_DEVICE void cp_async_16(void* smem_dst, const void* gmem_src, bool valid) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
   const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes)
-               : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes) : "memory");
 }
 SUPRA_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most N of this thread's committed groups are still in flight.

@@ -35,20 +35,20 @@ struct ChunkedArgs {
   const float* initial_state = nullptr;  // [B, H, D, D] or null (zeros)
 
   // forward outputs
-  void* o = nullptr;               // [B, T, H, D]
-  float* final_state = nullptr;    // [B, H, D, D] or null
+  void* o = nullptr;             // [B, T, H, D]
+  float* final_state = nullptr;  // [B, H, D, D] or null
 
   // backward
-  const void* d_o = nullptr;              // [B, T, H, D]
-  const float* d_final_state = nullptr;   // [B, H, D, D] or null (zeros)
-  void* dq = nullptr;                     // [B, T, H, D]
-  void* dk = nullptr;                     // see dkv_per_query_head
+  const void* d_o = nullptr;             // [B, T, H, D]
+  const float* d_final_state = nullptr;  // [B, H, D, D] or null (zeros)
+  void* dq = nullptr;                    // [B, T, H, D]
+  void* dk = nullptr;                    // see dkv_per_query_head
   void* dv = nullptr;
   // false: dk, dv are [B, T, H_kv, D] in the input dtype (requires H == H_kv).
   // true:  dk, dv are fp32 [B, T, H, D], one slice per *query* head; the caller sums each group of H / H_kv
   //        heads (GQA: deterministic, no atomics).
   bool dkv_per_query_head = false;
-  float* d_initial_state = nullptr;       // [B, H, D, D] or null
+  float* d_initial_state = nullptr;  // [B, H, D, D] or null
 };
 
 // One recurrent decoding step for one token per sequence, updating the state in place:
@@ -58,13 +58,13 @@ struct DecodeArgs {
   int heads = 0, kv_heads = 0, head_dim = 0;  // D_k = D_v = head_dim ∈ {64, 128}
   float scale = 1.f;
   ElemType type = ElemType::kBFloat16;
-  const void* q = nullptr;          // [B, H, D]
-  const void* k = nullptr;          // [B, H_kv, D]
-  const void* v = nullptr;          // [B, H_kv, D]
-  void* o = nullptr;                // [B, H, D]
-  float* state = nullptr;           // [B, H, D, D] fp32, 16-byte aligned, updated in place
-  const float* log_gamma = nullptr; // [H]
-  const uint8_t* reset = nullptr;   // [B] or null
+  const void* q = nullptr;           // [B, H, D]
+  const void* k = nullptr;           // [B, H_kv, D]
+  const void* v = nullptr;           // [B, H_kv, D]
+  void* o = nullptr;                 // [B, H, D]
+  float* state = nullptr;            // [B, H, D, D] fp32, 16-byte aligned, updated in place
+  const float* log_gamma = nullptr;  // [H]
+  const uint8_t* reset = nullptr;    // [B] or null
 };
 
 }  // namespace supra::cuda

@@ -24,6 +24,7 @@
 #include <tuple>
 
 #include "kernels/cuda/linear_attention_kernels.h"
+#include "kernels/op_args.h"
 #include "kernels/reference/linear_attention.h"
 
 namespace supra::kernels::cuda_glue {
@@ -43,9 +44,7 @@ supra::cuda::Algo algo_from_env() {
   return supra::cuda::Algo::kAuto;
 }
 
-bool kernel_dtype(const Tensor& t) {
-  return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kFloat;
-}
+bool kernel_dtype(const Tensor& t) { return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kFloat; }
 
 supra::cuda::ElemType elem_type(const Tensor& t) {
   return t.scalar_type() == torch::kBFloat16 ? supra::cuda::ElemType::kBFloat16 : supra::cuda::ElemType::kFloat32;
@@ -59,17 +58,6 @@ Tensor aligned_contiguous(const Tensor& t) {
   return c;
 }
 
-reference::LinearAttentionArgs reference_args(const Tensor& log_gamma, double scale,
-                                              const std::optional<Tensor>& initial_state,
-                                              const std::optional<Tensor>& resets) {
-  reference::LinearAttentionArgs a;
-  a.log_gamma = log_gamma;
-  a.scale = scale;
-  if (initial_state && initial_state->defined()) a.initial_state = *initial_state;
-  if (resets && resets->defined()) a.resets = *resets;
-  return a;
-}
-
 // Inputs as the kernels want them: contiguous and aligned, on q's device, q/k/v in one dtype, log_gamma and the
 // initial state fp32, resets bool.
 struct Prepared {
@@ -81,12 +69,15 @@ Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
                  const std::optional<Tensor>& initial_state, const std::optional<Tensor>& resets) {
   reference::check_inputs(q, k, v, reference_args(log_gamma, scale, initial_state, resets));
   TORCH_CHECK(q.is_cuda() && k.is_cuda() && v.is_cuda(), "linear_attention (CUDA): q, k, v must be CUDA tensors");
-  TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "linear_attention (CUDA): q, k, v on different devices");
-  TORCH_CHECK(kernel_dtype(q), "linear_attention (CUDA): q, k, v must be bfloat16 or float32 (float64 runs the "
-              "reference form), got ", q.scalar_type());
+  TORCH_CHECK(k.device() == q.device() && v.device() == q.device(),
+              "linear_attention (CUDA): q, k, v on different devices");
+  TORCH_CHECK(kernel_dtype(q),
+              "linear_attention (CUDA): q, k, v must be bfloat16 or float32 (float64 runs the "
+              "reference form), got ",
+              q.scalar_type());
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
-              "linear_attention (CUDA): q, k, v must have the same dtype, got ", q.scalar_type(), ", ",
-              k.scalar_type(), ", ", v.scalar_type());
+              "linear_attention (CUDA): q, k, v must have the same dtype, got ", q.scalar_type(), ", ", k.scalar_type(),
+              ", ", v.scalar_type());
   TORCH_CHECK(supra::cuda::chunked_supports_head_dim(q.size(3), v.size(3)),
               "linear_attention (CUDA): the kernels support head dims 64 and 128 with D_k == D_v, got D_k = ",
               q.size(3), ", D_v = ", v.size(3));
@@ -95,11 +86,11 @@ Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   p.k = aligned_contiguous(k);
   p.v = aligned_contiguous(v);
   p.log_gamma = log_gamma.to(q.device(), torch::kFloat).contiguous();
-  if (initial_state && initial_state->defined()) {
-    TORCH_CHECK(initial_state->device() == q.device(), "linear_attention (CUDA): initial_state on another device");
-    p.initial_state = initial_state->to(torch::kFloat).contiguous();
+  if (const Tensor s0 = from_optional(initial_state); s0.defined()) {
+    TORCH_CHECK(s0.device() == q.device(), "linear_attention (CUDA): initial_state on another device");
+    p.initial_state = s0.to(torch::kFloat).contiguous();
   }
-  if (resets && resets->defined()) p.resets = resets->to(q.device(), torch::kBool).contiguous();
+  if (const Tensor r = from_optional(resets); r.defined()) p.resets = r.to(q.device(), torch::kBool).contiguous();
   p.scale = scale;
   return p;
 }
@@ -207,12 +198,14 @@ class LinearAttentionFunction : public torch::autograd::Function<LinearAttention
 
 // Head dims the kernels do not cover (tiny test models, D = 8 or 32, ...): the reference chunked form on the GPU
 // through ATen ops (differentiable, slower), with a one-time warning — a model runs everywhere, fast where it can.
-std::tuple<Tensor, Tensor> reference_fallback(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& log_gamma,
-                                              double scale, const std::optional<Tensor>& initial_state,
+std::tuple<Tensor, Tensor> reference_fallback(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const Tensor& log_gamma, double scale,
+                                              const std::optional<Tensor>& initial_state,
                                               const std::optional<Tensor>& resets, int64_t chunk_size) {
   TORCH_WARN_ONCE("supra::linear_attention: the CUDA kernels support head dims 64 and 128 (D_k == D_v); head dim ",
                   q.size(-1), " runs the reference chunked form through ATen (slower)");
-  return reference::chunked(q, k, v, reference_args(log_gamma.to(q.device()), scale, initial_state, resets), chunk_size);
+  return reference::chunked(q, k, v, reference_args(log_gamma.to(q.device()), scale, initial_state, resets),
+                            chunk_size);
 }
 
 // ---------------------------------------------------------------- operator implementations
@@ -258,23 +251,25 @@ Tensor linear_attention_step_inplace(const Tensor& q, const Tensor& k, const Ten
   TORCH_CHECK(k.size(0) == B && v.size(0) == B && v.size(1) == Hkv && k.size(2) == D,
               "linear_attention_step_: q, k, v shapes disagree");
   TORCH_CHECK(Hkv > 0 && H % Hkv == 0, "linear_attention_step_: query heads must be a multiple of kv heads");
-  TORCH_CHECK(state.dim() == 4 && state.size(0) == B && state.size(1) == H && state.size(2) == D &&
-                  state.size(3) == v.size(2),
-              "linear_attention_step_: state must be [B, H, Dk, Dv]");
+  TORCH_CHECK(
+      state.dim() == 4 && state.size(0) == B && state.size(1) == H && state.size(2) == D && state.size(3) == v.size(2),
+      "linear_attention_step_: state must be [B, H, Dk, Dv]");
   TORCH_CHECK(state.scalar_type() == torch::kFloat, "linear_attention_step_: the state must be float32");
   TORCH_CHECK(state.device() == q.device() && k.device() == q.device() && v.device() == q.device() &&
                   log_gamma.device() == q.device(),
               "linear_attention_step_: q, k, v, state and log_gamma must be on the same CUDA device");
   TORCH_CHECK(log_gamma.dim() == 1 && log_gamma.size(0) == H, "linear_attention_step_: log_gamma must be [H]");
-  if (reset) TORCH_CHECK(reset->dim() == 1 && reset->size(0) == B && reset->device() == q.device(),
-                         "linear_attention_step_: reset must be [B] on the device");
+  const Tensor reset_t = from_optional(reset);
+  if (reset_t.defined())
+    TORCH_CHECK(reset_t.dim() == 1 && reset_t.size(0) == B && reset_t.device() == q.device(),
+                "linear_attention_step_: reset must be [B] on the device");
   const bool kernel_ok = kernel_dtype(q) && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
                          supra::cuda::chunked_supports_head_dim(D, v.size(2)) && state.is_contiguous() &&
                          reinterpret_cast<std::uintptr_t>(state.data_ptr()) % 16 == 0;
   if (!kernel_ok) {  // other dtypes / head dims / a strided state: the reference step (ATen ops, allocates)
     TORCH_CHECK(q.scalar_type() == torch::kDouble || kernel_dtype(q),
                 "linear_attention_step_ (CUDA): unsupported dtype ", q.scalar_type());
-    auto [o, next] = reference::recurrent_step(q, k, v, state, log_gamma, scale, reset ? *reset : Tensor());
+    auto [o, next] = reference::recurrent_step(q, k, v, state, log_gamma, scale, reset_t);
     state.copy_(next);
     return o;
   }
@@ -282,7 +277,7 @@ Tensor linear_attention_step_inplace(const Tensor& q, const Tensor& k, const Ten
   const Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   const Tensor lg = log_gamma.scalar_type() == torch::kFloat ? log_gamma.contiguous() : log_gamma.to(torch::kFloat);
   Tensor rs;
-  if (reset && reset->defined()) rs = reset->scalar_type() == torch::kBool ? reset->contiguous() : reset->to(torch::kBool);
+  if (reset_t.defined()) rs = reset_t.scalar_type() == torch::kBool ? reset_t.contiguous() : reset_t.to(torch::kBool);
   Tensor o = torch::empty({B, H, D}, q.options());
   supra::cuda::DecodeArgs a;
   a.batch = B;

@@ -52,9 +52,9 @@ LinearAttentionResult naive(const torch::Tensor& q, const torch::Tensor& k, cons
   auto opts = torch::TensorOptions().dtype(acc).device(q.device());
   auto lg = args.log_gamma.to(acc).view({1, H, 1, 1});
   auto idx = torch::arange(T, opts);
-  auto diff = idx.view({T, 1}) - idx.view({1, T});                         // i − j
+  auto diff = idx.view({T, 1}) - idx.view({1, T});  // i − j
   auto seg = segments(args.resets, B, T, q.device());
-  auto same_doc = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1);    // [B, 1, T, T]
+  auto same_doc = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1);  // [B, 1, T, T]
   // M_ij = γ^{i−j} for j ≤ i in the same document, else 0.
   auto M = torch::exp(lg * diff.clamp_min(0)) * (diff >= 0).to(acc) * same_doc.to(acc);
   auto O = torch::matmul(torch::matmul(Q, K.transpose(-1, -2)) * args.scale * M, V);
@@ -62,7 +62,7 @@ LinearAttentionResult naive(const torch::Tensor& q, const torch::Tensor& k, cons
   // Final state: Σ_{j in the last document} γ^{T−j} s k_jᵀ v_j (+ γ^T S0 when the row has no reset).
   auto last_doc = (seg == seg.select(1, T - 1).unsqueeze(1)).to(acc).view({B, 1, T, 1});
   auto w = torch::exp(lg * (T - idx).view({1, 1, T, 1})) * last_doc * args.scale;
-  auto S = torch::matmul((K * w).transpose(-1, -2), V);                  // [B, H, Dk, Dv]
+  auto S = torch::matmul((K * w).transpose(-1, -2), V);  // [B, H, Dk, Dv]
   if (args.initial_state.defined()) {
     auto S0 = args.initial_state.to(acc);
     auto first_doc = (seg == 0).to(acc).view({B, 1, T, 1});
@@ -90,7 +90,7 @@ LinearAttentionResult chunked(const torch::Tensor& q, const torch::Tensor& k, co
   for (int64_t c0 = 0; c0 < T; c0 += chunk_size) {
     const int64_t L = std::min(chunk_size, T - c0);  // a short last chunk uses its real length
     auto Qc = Q.narrow(2, c0, L), Kc = K.narrow(2, c0, L), Vc = V.narrow(2, c0, L);
-    auto segc = seg.narrow(1, c0, L);                                       // [B, L]
+    auto segc = seg.narrow(1, c0, L);  // [B, L]
     auto i = torch::arange(L, opts);
     auto diff = i.view({L, 1}) - i.view({1, L});
     auto same_doc = (segc.unsqueeze(2) == segc.unsqueeze(1)).unsqueeze(1).to(acc);
@@ -149,8 +149,8 @@ LinearAttentionResult recurrent(const torch::Tensor& q, const torch::Tensor& k, 
   for (int64_t t = 0; t < T; ++t) {
     torch::Tensor reset;
     if (args.resets.defined()) reset = args.resets.select(1, t);
-    auto [o, S_next] = recurrent_step(q.select(1, t), k.select(1, t), v.select(1, t), S, args.log_gamma,
-                                      args.scale, reset);
+    auto [o, S_next] =
+        recurrent_step(q.select(1, t), k.select(1, t), v.select(1, t), S, args.log_gamma, args.scale, reset);
     outs.push_back(o);
     S = S_next;
   }

@@ -19,10 +19,10 @@
 namespace supra::reference {
 
 struct LinearAttentionArgs {
-  torch::Tensor log_gamma;        // fp32 [H]
-  double scale = 1.0;             // s, applied to the keys
-  torch::Tensor initial_state;    // optional [B, H, Dk, Dv]
-  torch::Tensor resets;           // optional bool [B, T]
+  torch::Tensor log_gamma;      // fp32 [H]
+  double scale = 1.0;           // s, applied to the keys
+  torch::Tensor initial_state;  // optional [B, H, Dk, Dv]
+  torch::Tensor resets;         // optional bool [B, T]
 };
 
 // Returns (o [B, T, H, Dv] in q's dtype, final state [B, H, Dk, Dv] fp32 / fp64).

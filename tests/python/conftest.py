@@ -19,8 +19,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+for _sub in ("tools", "reference", "shipped"):  # scripts/ by role: shipped code, test references, tools
+    if str(SCRIPTS / _sub) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS / _sub))
 
 import hf_logits as _hf_logits  # noqa: E402
 import make_tiny_hf  # noqa: E402
@@ -140,7 +141,7 @@ def stories_bin(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def stories_hf(stories_bin: Path, tmp_path_factory) -> Path:
-    """stories260K converted to an HF folder with scripts/llama2c_to_hf.py."""
+    """stories260K converted to an HF folder with scripts/tools/llama2c_to_hf.py."""
     import llama2c_to_hf
 
     out = tmp_path_factory.mktemp("stories260K_hf")

@@ -223,7 +223,7 @@ def test_loader_batches_are_packed_hf_tokens(run_supra, prepared, corpus, hf_tok
     n = len(stream) // (t + 1)
     ntrain = n - ev
     assert b["tokens"].shape == (steps * g, t + 1) and b["doc_start"].shape == (steps * g, t)
-    # The order is the documented permutation (Python reference in scripts/data_shards.py).
+    # The order is the documented permutation (Python reference in scripts/shipped/data_shards.py).
     assert b["samples"].tolist() == data_shards.training_samples(ntrain, seed, 0, steps * g)
     for row, s in enumerate(b["samples"]):
         np.testing.assert_array_equal(b["tokens"][row], stream[s * (t + 1):(s + 1) * (t + 1)])

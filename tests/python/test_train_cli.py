@@ -191,3 +191,24 @@ def test_unknown_config_key_is_an_error(run_supra, tmp_path):
     proc = run_supra("train", "--config", cfg, "--print-config")
     assert proc.returncode != 0
     assert "optim.learning_rate" in proc.stderr and str(cfg) in proc.stderr
+
+
+def test_docs_list_every_config_key(run_supra):
+    """docs/training.md's key table is the config table's own rendering (`supra train --print-config-doc`)."""
+    proc = run_supra("train", "--print-config-doc")
+    assert proc.returncode == 0, proc.stderr
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    begin, end = "<!-- config-table:begin -->\n", "<!-- config-table:end -->"
+    assert begin in doc and end in doc, "docs/training.md has no generated config table"
+    table = doc[doc.index(begin) + len(begin):doc.index(end)]
+    assert table == proc.stdout, "docs/training.md's key table is stale: paste `supra train --print-config-doc`"
+
+
+def test_enumerated_keys_are_checked_and_printed_by_name(run_supra, tmp_path):
+    """Enumerated keys (device, precision, param dtype, resume) take names and print as names."""
+    proc = run_supra("train", "--model.path", "m", "--data.dir", "d", "--train.precision", "bf16", "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    assert 'precision="bf16"' in proc.stdout.replace(" ", "") or "precision=bf16" in proc.stdout.replace(" ", "")
+    bad = run_supra("train", "--model.path", "m", "--data.dir", "d", "--train.precision", "fp8")
+    assert bad.returncode == 2
+    assert "fp8" in bad.stderr

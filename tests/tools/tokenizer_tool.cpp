@@ -8,12 +8,12 @@
 #include <iostream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/base/error.h"
+#include "core/tokenizer/tokenizer.h"
 
 using json = nlohmann::json;
 
@@ -29,10 +29,13 @@ int run(const std::string& model_dir, const std::string& request_path) {
   const json req = json::parse(buf.str());
 
   const auto tok = supra::load_tokenizer(model_dir);
-  json out = {{"name", tok->name()}, {"vocab_size", tok->vocab_size()}, {"bos_id", opt(tok->bos_id())},
+  json out = {{"name", tok->name()},
+              {"vocab_size", tok->vocab_size()},
+              {"bos_id", opt(tok->bos_id())},
               {"eos_id", opt(tok->eos_id())}};
   out["encode"] = json::array();
-  for (const auto& text : req.value("encode", json::array())) out["encode"].push_back(tok->encode(text.get<std::string>()));
+  for (const auto& text : req.value("encode", json::array()))
+    out["encode"].push_back(tok->encode(text.get<std::string>()));
   out["encode_bytes"] = json::array();
   for (const auto& bytes : req.value("encode_bytes", json::array())) {
     std::string text;
@@ -40,7 +43,8 @@ int run(const std::string& model_dir, const std::string& request_path) {
     out["encode_bytes"].push_back(tok->encode(text));
   }
   out["decode"] = json::array();
-  for (const auto& ids : req.value("decode", json::array())) out["decode"].push_back(tok->decode(ids.get<std::vector<int64_t>>()));
+  for (const auto& ids : req.value("decode", json::array()))
+    out["decode"].push_back(tok->decode(ids.get<std::vector<int64_t>>()));
   out["stream"] = json::array();
   for (const auto& ids : req.value("stream", json::array())) {
     supra::TokenStreamer streamer(*tok);

@@ -46,9 +46,13 @@ inline float to_float(bf16 x) { return bf16_bits_to_float(x.bits); }
 template <typename T>
 inline T from_float(float x);
 template <>
-inline float from_float<float>(float x) { return x; }
+inline float from_float<float>(float x) {
+  return x;
+}
 template <>
-inline bf16 from_float<bf16>(float x) { return bf16{float_to_bf16_bits(x)}; }
+inline bf16 from_float<bf16>(float x) {
+  return bf16{float_to_bf16_bits(x)};
+}
 
 inline uint32_t pack_bf16x2(float lo, float hi) {
   return static_cast<uint32_t>(float_to_bf16_bits(lo)) | (static_cast<uint32_t>(float_to_bf16_bits(hi)) << 16);
@@ -198,9 +202,13 @@ inline void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, u
   w.b[lane][0] = b0;
   w.b[lane][1] = b1;
   w.bar.arrive_and_wait();
-  auto half = [](uint32_t x, int k) { return bf16_bits_to_float(static_cast<uint16_t>(k % 2 ? x >> 16 : x & 0xffffu)); };
+  auto half = [](uint32_t x, int k) {
+    return bf16_bits_to_float(static_cast<uint16_t>(k % 2 ? x >> 16 : x & 0xffffu));
+  };
   // A[row][k]: lane (row % 8)·4 + (k % 8)/2, register (row ≥ 8) + 2·(k ≥ 8), half k % 2.
-  auto A = [&](int row, int k) { return half(w.a[(row % 8) * 4 + (k % 8) / 2][(row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)], k); };
+  auto A = [&](int row, int k) {
+    return half(w.a[(row % 8) * 4 + (k % 8) / 2][(row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)], k);
+  };
   // B[k][n]: lane n·4 + (k % 8)/2, register (k ≥ 8), half k % 2.
   auto B = [&](int k, int n) { return half(w.b[n * 4 + (k % 8) / 2][k >= 8 ? 1 : 0], k); };
   float out[4];

@@ -3,7 +3,8 @@
 // defining sums (forward, final state, and the gradients written out by hand). This checks the kernels' index
 // math, masking, pipelining and synchronisation on a machine without a GPU; it does not check the hardware's
 // reading of ldmatrix / mma fragments beyond the PTX ISA definitions encoded in emu_device.h.
-// Not part of the CMake build (kernels/cuda/emu/ is not globbed). Build and run: kernels/cuda/emu/run.sh
+// Built by tests/CMakeLists.txt as `emulate_kernels` and run by CTest (`kernel_emulator`, the quick set); by hand:
+// kernels/cuda/emu/run.sh [quick|decode].
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "kernels/cuda/chunked_mma.cuh"
 #include "kernels/cuda/chunked_simt.cuh"
 #include "kernels/cuda/decode_step.cuh"
+#include "kernels/cuda/static_switch.h"
 
 namespace {
 
@@ -93,10 +95,18 @@ Result reference(const Data& d) {
   res.dv.assign(res.dk.size(), 0.0);
   res.state.assign(static_cast<size_t>(B) * H * D * D, 0.0);
   res.ds0.assign(res.state.size(), 0.0);
-  auto Q = [&](int b, int t, int h, int x) { return static_cast<double>(d.q[((static_cast<size_t>(b) * T + t) * H + h) * D + x]); };
-  auto dO = [&](int b, int t, int h, int x) { return static_cast<double>(d.d_o[((static_cast<size_t>(b) * T + t) * H + h) * D + x]); };
-  auto K = [&](int b, int t, int h, int x) { return static_cast<double>(d.k[((static_cast<size_t>(b) * T + t) * Hkv + h) * D + x]); };
-  auto V = [&](int b, int t, int h, int x) { return static_cast<double>(d.v[((static_cast<size_t>(b) * T + t) * Hkv + h) * D + x]); };
+  auto Q = [&](int b, int t, int h, int x) {
+    return static_cast<double>(d.q[((static_cast<size_t>(b) * T + t) * H + h) * D + x]);
+  };
+  auto dO = [&](int b, int t, int h, int x) {
+    return static_cast<double>(d.d_o[((static_cast<size_t>(b) * T + t) * H + h) * D + x]);
+  };
+  auto K = [&](int b, int t, int h, int x) {
+    return static_cast<double>(d.k[((static_cast<size_t>(b) * T + t) * Hkv + h) * D + x]);
+  };
+  auto V = [&](int b, int t, int h, int x) {
+    return static_cast<double>(d.v[((static_cast<size_t>(b) * T + t) * Hkv + h) * D + x]);
+  };
   for (int b = 0; b < B; ++b) {
     std::vector<int> doc(T);
     int count = 0;
@@ -249,11 +259,7 @@ Result run_kernels(const Data& d, Algo algo, int reverse_stages) {
           rev(std::integral_constant<int, 1>());
         }
       };
-      if (D == 64) {
-        run_d(std::integral_constant<int, 64>());
-      } else {
-        run_d(std::integral_constant<int, 128>());
-      }
+      SUPRA_HEAD_DIM_SWITCH(D, kD, [&] { run_d(std::integral_constant<int, kD>()); });
     }
   } else {
     auto run_d = [&](auto dim) {
@@ -270,11 +276,7 @@ Result run_kernels(const Data& d, Algo algo, int reverse_stages) {
         }
       });
     };
-    if (D == 64) {
-      run_d(std::integral_constant<int, 64>());
-    } else {
-      run_d(std::integral_constant<int, 128>());
-    }
+    SUPRA_HEAD_DIM_SWITCH(D, kD, [&] { run_d(std::integral_constant<int, kD>()); });
   }
 
   Result res;
@@ -322,10 +324,11 @@ void check(const char* what, const Problem& p, const char* path, const Result& r
   const double worst = *std::max_element(e, e + 6);
   const bool ok = worst <= tol;
   failures += ok ? 0 : 1;
-  std::printf("%-4s %-10s B=%d T=%-4d H=%d Hkv=%d D=%-3d s0=%d dST=%d resets=%d pos=%d | o %.1e S %.1e dq %.1e dk %.1e "
-              "dv %.1e dS0 %.1e | tol %.0e %s\n",
-              ok ? "ok" : "FAIL", path, p.B, p.T, p.H, p.Hkv, p.D, p.with_s0, p.with_dst, p.with_resets, p.positive,
-              e[0], e[1], e[2], e[3], e[4], e[5], tol, what);
+  std::printf(
+      "%-4s %-10s B=%d T=%-4d H=%d Hkv=%d D=%-3d s0=%d dST=%d resets=%d pos=%d | o %.1e S %.1e dq %.1e dk %.1e "
+      "dv %.1e dS0 %.1e | tol %.0e %s\n",
+      ok ? "ok" : "FAIL", path, p.B, p.T, p.H, p.Hkv, p.D, p.with_s0, p.with_dst, p.with_resets, p.positive, e[0], e[1],
+      e[2], e[3], e[4], e[5], tol, what);
   std::fflush(stdout);
 }
 
@@ -384,15 +387,12 @@ void check_decode(int B, int H, int Hkv, int D, int steps, bool with_reset, uint
     a.state = state.data();
     a.log_gamma = lg.data();
     a.reset = with_reset ? reset.data() : nullptr;
-    auto body = [&](char* smem, int tid, int64_t block) {
-      if (D == 64) {
-        decode::step<Elem, 64>(a, reinterpret_cast<float*>(smem), tid, block);
-      } else {
-        decode::step<Elem, 128>(a, reinterpret_cast<float*>(smem), tid, block);
-      }
-    };
-    const int blocks = D == 64 ? decode::kBlocksPerHead<64> : decode::kBlocksPerHead<128>;
-    emu_launch(static_cast<int64_t>(B) * H * blocks, decode::kThreads, sizeof(float) * decode::Smem<128>::kFloats, body);
+    SUPRA_HEAD_DIM_SWITCH(D, kD, [&] {
+      emu_launch(static_cast<int64_t>(B) * H * decode::kBlocksPerHead<kD>, decode::kThreads,
+                 sizeof(float) * decode::Smem<kD>::kFloats, [&](char* smem, int tid, int64_t block) {
+                   decode::step<Elem, kD>(a, reinterpret_cast<float*>(smem), tid, block);
+                 });
+    });
     worst_o = std::max(worst_o, rms_rel(o_ref, to_double(o)));
     worst_s = std::max(worst_s, rms_rel(ref, std::vector<double>(state.begin(), state.end())));
   }
@@ -417,15 +417,15 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "decode") return failures == 0 ? 0 : 1;
 
   std::vector<Problem> problems = {
-      {1, 1, 2, 2, 64, false, false, false, false},    // T = 1
-      {2, 37, 2, 1, 64, true, true, true, false},      // short last chunk, GQA, all options
-      {1, 130, 2, 2, 128, true, true, true, false},    // three chunks, D = 128, resets on chunk edges
-      {1, 100, 4, 2, 64, false, true, false, true},    // positive feature map, GQA
+      {1, 1, 2, 2, 64, false, false, false, false},  // T = 1
+      {2, 37, 2, 1, 64, true, true, true, false},    // short last chunk, GQA, all options
+      {1, 130, 2, 2, 128, true, true, true, false},  // three chunks, D = 128, resets on chunk edges
+      {1, 100, 4, 2, 64, false, true, false, true},  // positive feature map, GQA
   };
   if (!quick) {
     problems.push_back({1, 64, 2, 2, 128, false, false, false, false});  // exactly one chunk
     problems.push_back({2, 200, 2, 2, 64, true, true, true, false});
-    problems.push_back({1, 129, 8, 2, 128, true, false, true, true});  // fast-decaying heads, GQA 4
+    problems.push_back({1, 129, 8, 2, 128, true, false, true, true});   // fast-decaying heads, GQA 4
     problems.push_back({1, 150, 2, 2, 128, true, true, false, false});  // S0 through three chunks, D = 128
   }
   for (const Problem& p : problems) {

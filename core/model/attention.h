@@ -1,0 +1,31 @@
+// The token mixer as the decoder block sees it: an abstract attention module plus the per-forward context every
+// kind needs (RoPE tables, padding mask, document resets, generation cache). Kinds: softmax
+// (core/model/softmax_attention.h), SUPRA (core/supra/supra_attention.h); the model builds them by name through
+// core/model/attention_registry.h.
+#pragma once
+#include <torch/torch.h>
+
+#include "core/model/inference_cache.h"
+#include "core/model/layers.h"
+#include "core/model/rope.h"
+
+namespace supra {
+
+struct AttentionContext {
+  RopeTables rope;            // cos/sin [B, T, head_dim] for the tokens of this forward
+  torch::Tensor key_padding;  // optional bool [B, T]: true = real token, false = padding
+  torch::Tensor resets;       // optional bool [B, T]: a new document starts here (packed rows; SUPRA only)
+  // Generation only (CausalLM::forward_cached): the positions of this call's tokens [B, T], this layer's cache
+  // (read and updated by the attention), and the policy bounding softmax K/V caches.
+  torch::Tensor positions;
+  LayerCache* cache = nullptr;
+  KvCacheOptions kv;
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  // x [B, T, hidden] (already normalised) -> [B, T, hidden]
+  virtual torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) = 0;
+};
+
+}  // namespace supra
