@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/model/attention_registry.h"
+#include "core/supra/decay.h"
 #include "kernels/linear_attention.h"
 
 namespace supra {

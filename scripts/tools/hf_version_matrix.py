@@ -21,11 +21,15 @@ worker (this file, --worker) then checks:
   weights      AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True): every tensor equal to the
                safetensors (no init after load), nothing missing
   logits       use_cache=False and cached prefill vs the reference, relative error <= 1e-5
-  decode       prefill + one-token steps with the cache under the version's own names == full forward
+  decode       prefill + one-token steps == full forward, the cache passed as past_key_values=, cache= and
+               cache_params= (the names transformers versions use)
   greedy       generate() ids == reference; tokens fed per decode step == 1 (a forward pre-hook counts them)
   mask         the same with an explicit attention_mask
   padded       a left-padded batch == each prompt alone, 1 token per step
-  no-cache     generate(use_cache=False) ids == cached ids
+  no-cache     generate(use_cache=False) ids == cached ids (each step re-reads the sequence, as for any model)
+  continue     generate(sequences, past_key_values=<cache returned by a first generate>) == one generate, 1 token
+               per step
+  beam         num_beams=3 with the cache == without (the cache is reordered with the beams)
   pipeline     pipeline("text-generation") ids == generate(), 1 token per step
 Exit status 0 when every check of every version passes, else 1 (2 for bad arguments).
 """
@@ -51,7 +55,8 @@ TOL = 1e-5
 NEW_TOKENS = 10
 PROMPT_LEN = 10
 TOKENIZER_TEXT = "w5 w17 w42 w9 w100"
-CHECKS = ["tokenizer", "weights", "logits", "decode", "greedy", "mask", "padded", "no-cache", "pipeline"]
+CHECKS = ["tokenizer", "weights", "logits", "decode", "greedy", "mask", "padded", "no-cache", "continue", "beam",
+          "pipeline"]
 
 
 # ==============================================================================================================
@@ -206,7 +211,7 @@ def run_checks(export: str | Path, ref: dict, tokenizer_check: bool = True) -> l
         with torch.no_grad():
             full = model(ids, use_cache=False).logits[0]
             split = PROMPT_LEN // 2
-            names = ["past_key_values"] + (["cache"] if "cache" in _output_fields() else [])
+            names = ["past_key_values", "cache", "cache_params"]
             errs = []
             for name in names:
                 out = model(ids[:, :split], use_cache=True)
@@ -268,6 +273,31 @@ def run_checks(export: str | Path, ref: dict, tokenizer_check: bool = True) -> l
 
     record("no-cache", no_cache)
 
+    def continue_():
+        half = NEW_TOKENS // 2
+        first = model.generate(ids, return_dict_in_generate=True, **{**gen, "max_new_tokens": half})
+        fed.take()
+        name = "cache" if "cache" in first else "past_key_values"  # the version's own name for it
+        out = model.generate(first.sequences, **{name: first[name]},
+                             **{**gen, "max_new_tokens": NEW_TOKENS - half})[0].tolist()
+        lengths = fed.take()
+        ok = out == ref["greedy"] and lengths == [1] * (NEW_TOKENS - half)
+        return ok, f"fed per forward {lengths}" + ("" if out == ref["greedy"] else f"; ids {out}")
+
+    record("continue", continue_)
+
+    def beam():
+        batch = torch.tensor([prompt, prompt_b[: len(prompt)]])
+        fed.take()
+        with_cache = model.generate(batch, num_beams=3, num_return_sequences=2, **gen)
+        lengths = fed.take()
+        without = model.generate(batch, num_beams=3, num_return_sequences=2, use_cache=False, **gen)
+        fed.take()
+        ok = torch.equal(with_cache, without) and lengths[1:] == [1] * (len(lengths) - 1)
+        return ok, f"fed per forward {lengths}" + ("" if torch.equal(with_cache, without) else "; ids differ")
+
+    record("beam", beam)
+
     def pipe():
         from transformers import AutoTokenizer, pipeline
 
@@ -292,15 +322,12 @@ def run_checks(export: str | Path, ref: dict, tokenizer_check: bool = True) -> l
     return [results[n] for n in CHECKS if n in results]
 
 
-def _output_fields() -> set:
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-    return set(getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}))
-
-
 def _out_cache(out):
-    """The cache of a model output under the installed version's name (no deprecation warning)."""
-    return out["cache"] if "cache" in _output_fields() else out["past_key_values"]
+    """The cache of a model or generate() output under the installed version's name (no deprecation warning)."""
+    for name in ("cache", "past_key_values"):
+        if name in out:
+            return out[name]
+    raise KeyError("no cache in the output")
 
 
 def worker_main(args) -> int:
@@ -360,7 +387,8 @@ def resolve_versions(spec: str) -> list[tuple[str, str | None, str]]:
             newest = ".".join(map(str, max(found)))
             out.append((f"{newest} (newest 5.x)", newest, ""))
         else:
-            out.append(("newest 5.x", None, "cannot list transformers versions: " + _last_error(proc.stdout + proc.stderr)))
+            why = "cannot list transformers versions: " + _last_error(proc.stdout + proc.stderr)
+            out.append(("newest 5.x", None, why))
     return out
 
 
@@ -393,7 +421,8 @@ def ensure_venv(cache: Path, version: str, log: Path) -> tuple[Path | None, str]
     got = proc.stdout.split()
     if proc.returncode != 0 or len(got) != 2 or got[0] != version:
         shutil.rmtree(root, ignore_errors=True)
-        return None, "installed but not importable as transformers " + version + ": " + _last_error(proc.stdout + proc.stderr)
+        why = _last_error(proc.stdout + proc.stderr)
+        return None, f"installed but not importable as transformers {version}: {why}"
     marker.write_text(json.dumps({"requested": want, "installed": {"transformers": got[0], "torch": got[1]},
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")}))
     return python, ""
@@ -508,7 +537,7 @@ def print_table(rows: list[dict], reference: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--versions", default=DEFAULT_VERSIONS, help="comma list; 'latest' = newest 5.x on the index")
     ap.add_argument("--export", help="an exported folder (default: build a tiny one with the supra binary)")
     ap.add_argument("--supra", help="the supra binary (default: $SUPRA_BIN, then build/supra)")

@@ -14,10 +14,10 @@ constant-size state per layer (fp32 [B, H, d, d]) for decoding.
 The cache. `SupraCache` holds those states, the number of tokens consumed and, per sequence, the number of real
 (unpadded) tokens, from which positions continue. It is not a transformers `Cache` (whose API changes between
 versions): the model opts out of transformers' default cache, creates a `SupraCache` on its first forward and
-returns it. transformers has named the cache differently over time (`past_key_values` up to 5.x, `cache` from
-5.2x on, `cache_params` for recurrent models): `forward` and `prepare_inputs_for_generation` accept it under any of
-these names, and the output carries it under the name of the installed version's output classes, so `generate()`
-hands it back each step. Once a state exists, `prepare_inputs_for_generation` feeds only the tokens the state has
+returns it. transformers has named the cache differently over time (`past_key_values` in 4.x and early 5.x,
+`cache` from 5.24 on, `cache_params` for recurrent models): `forward` and `prepare_inputs_for_generation` accept it
+under any of these names, and the output carries it under the name of the installed version's output classes, so
+`generate()` hands it back each step. Once a state exists, `prepare_inputs_for_generation` feeds only the tokens the state has
 not consumed (one per decoding step: the per-token cost is constant), with or without `attention_mask`, with
 left-padded batches (padding, attention_mask 0, never enters the state and does not advance positions) and with
 `use_cache=False` (then each step re-reads the whole sequence, as transformers does for any model).
@@ -40,9 +40,6 @@ from .configuration_supra import SupraConfig
 
 # --------------------------------------------------------------------------------------------------------------
 # The recurrent cache
-
-# The names transformers has passed the cache under (generate, pipelines, user code), newest first.
-CACHE_NAMES = ("cache", "past_key_values", "cache_params")
 
 
 class SupraCache:
@@ -95,14 +92,8 @@ class SupraCache:
         self.positions = None
 
 
-def _take_cache(kwargs: dict, given=None):
-    """The cache passed under any of CACHE_NAMES (removed from kwargs); `given` (the explicit argument) first."""
-    cache = given
-    for name in CACHE_NAMES:
-        value = kwargs.pop(name, None)
-        if cache is None:
-            cache = value
-    return cache
+def _first(*values):
+    return next((v for v in values if v is not None), None)
 
 
 def _usable_cache(cache):
@@ -110,15 +101,14 @@ def _usable_cache(cache):
     model's opt-out); anything else cannot hold a SUPRA state."""
     if cache is None or isinstance(cache, SupraCache):
         return cache
-    length = cache.get_seq_length() if hasattr(cache, "get_seq_length") else None
-    if length in (0, None) and not isinstance(cache, (tuple, list)):
+    if hasattr(cache, "get_seq_length") and cache.get_seq_length() == 0:
         return None
     raise ValueError("SupraForCausalLM needs its own SupraCache (model.new_cache() or a previous output's cache), got "
                      + type(cache).__name__)
 
 
 def _output_class_field(cls) -> str:
-    """The name the installed transformers gives the cache in its output classes ('cache' from 5.2x, else
+    """The name the installed transformers gives the cache in its output classes ('cache' from 5.24+, else
     'past_key_values'); generate() reads it from there."""
     fields = getattr(cls, "__dataclass_fields__", {})
     return "cache" if "cache" in fields else "past_key_values"
@@ -367,7 +357,8 @@ class SupraModel(SupraPreTrainedModel):
         offset = None
         if cache is not None and cache.positions is not None:
             if cache.positions.shape[0] != B:
-                raise ValueError(f"SupraModel: the cache holds {cache.positions.shape[0]} sequences, got a batch of {B}")
+                raise ValueError(f"SupraModel: the cache holds {cache.positions.shape[0]} sequences, "
+                                 f"got a batch of {B}")
             offset = cache.positions.to(x.device)
         if position_ids is None:
             steps = torch.arange(T, device=x.device).unsqueeze(0) if keep is None else keep.long().cumsum(-1) - 1
@@ -423,11 +414,14 @@ class SupraForCausalLM(SupraPreTrainedModel, GenerationMixin):
         logits_to_keep=0,
         output_hidden_states=None,
         return_dict=None,
+        cache=None,
+        cache_params=None,
         **kwargs,
     ):
-        """The cache may come as `past_key_values`, `cache` or `cache_params`; other transformers arguments
-        (`cache_position`, `output_attentions`, ...) are accepted and not needed."""
-        cache = _usable_cache(_take_cache(kwargs, past_key_values))
+        """The cache may come as `past_key_values`, `cache` or `cache_params` (named in the signature: generate()
+        refuses arguments it does not find there); other transformers arguments (`cache_position`,
+        `output_attentions`, ...) are accepted and not needed."""
+        cache = _usable_cache(_first(past_key_values, cache, cache_params))
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if not use_cache:
             cache = None
@@ -454,38 +448,36 @@ class SupraForCausalLM(SupraPreTrainedModel, GenerationMixin):
         return out
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, inputs_embeds=None,
-                                      **kwargs):
+                                      cache=None, cache_params=None, **kwargs):
         """What generate() feeds `forward` at each step, for every transformers version's calling convention (the
-        cache as `past_key_values`, `cache` or `cache_params`; the new-token count as `next_sequence_length` (5.2x)
+        cache as `past_key_values`, `cache` or `cache_params`; the new-token count as `next_sequence_length` (5.24+)
         or `cache_position` (4.x, 5.0)). Without a state: the whole sequence (the prompt; every step when
         `use_cache=False`). With one: only the tokens it has not consumed, one per decoding step."""
-        cache = _usable_cache(_take_cache(kwargs, past_key_values))
+        cache = _usable_cache(_first(past_key_values, cache, cache_params))
         new_tokens = kwargs.pop("next_sequence_length", None)
         cache_position = kwargs.pop("cache_position", None)
         kwargs.pop("is_first_iteration", None)
         if kwargs.get("use_cache") is False:
             cache = None
-        inputs = {}
         if cache is not None and cache.seen_tokens > 0:
             if new_tokens is None and cache_position is not None:
                 new_tokens = cache_position.shape[-1]
-            if new_tokens is None:
-                # generate() passes the whole sequence; anything longer than what the state holds is new
-                new_tokens = input_ids.shape[1] - cache.seen_tokens if input_ids.shape[1] > cache.seen_tokens else None
-            inputs["input_ids"] = input_ids if new_tokens is None else input_ids[:, input_ids.shape[1] - new_tokens :]
-        elif inputs_embeds is not None and (input_ids is None or input_ids.shape[1] == 0 or new_tokens is not None
-                                            and new_tokens == inputs_embeds.shape[1]):
-            inputs["inputs_embeds"] = inputs_embeds  # the prompt given as embeddings: its first step only
+            if new_tokens is None and input_ids.shape[1] > cache.seen_tokens:
+                new_tokens = input_ids.shape[1] - cache.seen_tokens  # the whole sequence: the rest is new
+            if new_tokens is not None:
+                input_ids = input_ids[:, input_ids.shape[1] - new_tokens :]
+            inputs = {"input_ids": input_ids}
+        elif inputs_embeds is not None and (input_ids is None or input_ids.shape[1] == 0):
+            inputs = {"input_ids": None, "inputs_embeds": inputs_embeds}  # a prompt given as embeddings: first step
         else:
-            inputs["input_ids"] = input_ids
-        fed = inputs.get("input_ids", inputs.get("inputs_embeds"))
-        inputs["input_ids"] = inputs.get("input_ids")
+            inputs = {"input_ids": input_ids}
+        fed = inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]
         position_ids = kwargs.pop("position_ids", None)
         if position_ids is not None:
             inputs["position_ids"] = position_ids[..., -fed.shape[1] :]
         inputs["past_key_values"] = cache
         inputs["attention_mask"] = attention_mask
-        for key in ("labels", "token_type_ids", "inputs_embeds"):
+        for key in ("labels", "token_type_ids"):
             kwargs.pop(key, None)
         inputs.update({k: v for k, v in kwargs.items() if v is not None})
         return inputs
