@@ -1,5 +1,5 @@
 // Sampling documents from a causal LM (a teacher's own text as training data, and generation tests).
-// Runs on core/generate (cached prefill + recurrent decoding).
+// Runs on core/model/generate (cached prefill + recurrent decoding).
 #pragma once
 #include <torch/torch.h>
 

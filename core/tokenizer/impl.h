@@ -1,4 +1,4 @@
-// Internal to the tokenizer implementation (core/tokenizer*.cpp): the concrete tokenizers' common base, their
+// Internal to the tokenizer implementation (core/tokenizer/*.cpp): the concrete tokenizers' common base, their
 // factories, and the error that lets load_tokenizer fall back from tokenizer.json to tokenizer.model.
 #pragma once
 #include <optional>

@@ -1,4 +1,4 @@
-"""supra's C++ tokenizers (core/tokenizer*.cpp, through tests/tools/tokenizer_tool) against the Python libraries.
+"""supra's C++ tokenizers (core/tokenizer/*.cpp, through tests/tools/tokenizer_tool) against the Python libraries.
 
 Tokenizers are made here, offline, on generated English-like text: byte-level BPEs trained with HF `tokenizers`
 in the configurations of GPT-2 (ByteLevel pre-tokenizer, with and without prefix space), SmolLM2 (Digits +

@@ -1,4 +1,4 @@
-// Tests for core/safetensors: bit-exact round trips, sharded checkpoint folders, atomic saves, and rejection of
+// Tests for core/formats/safetensors: bit-exact round trips, sharded checkpoint folders, atomic saves, and rejection of
 // malformed files (each built from raw bytes) with a supra::Error naming the file and the problem.
 #include "core/base/error.h"
 #include "core/base/files.h"
