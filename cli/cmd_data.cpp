@@ -52,7 +52,7 @@ fs::path find_script(const std::string& name) {
   for (const auto& c : candidates)
     if (fs::is_regular_file(c, ec)) return c;
   throw Error(name, "script not found (looked in " + candidates.front().parent_path().string() +
-                        "; set SUPRA_SCRIPTS_DIR to the repository's scripts/ folder)");
+                        "; set SUPRA_SCRIPTS_DIR to the repository's scripts/shipped/ folder)");
 }
 
 struct PrepareArgs {

@@ -20,32 +20,31 @@ struct ExportArgs {
   bool force = false;
 };
 
-// A training run folder or its checkpoints/ folder -> the checkpoint `latest` points to; anything else as is.
-fs::path resolve_checkpoint(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec) || fs::exists(dir / "config.json", ec)) return dir;
-  if (fs::exists(dir / "checkpoints" / "latest", ec)) return *training::CheckpointManager(dir, 1).latest();
-  if (fs::exists(dir / "latest", ec)) {
-    const fs::path run = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
-    if (fs::equivalent(run / "checkpoints", dir, ec)) return *training::CheckpointManager(run, 1).latest();
-  }
-  return dir;
-}
-
 // Where the base model's tokenizer may be: the checkpoint itself, then (training checkpoints) the model the run
-// started from, as recorded in trainer_state.json (relative paths: from the working folder, then the run folder).
-std::vector<fs::path> tokenizer_sources(const fs::path& ckpt) {
+// started from and its teacher, as recorded in trainer_state.json (relative paths: from the working folder, then the
+// run folder), following a recipe's stages back to the pretrained model.
+std::vector<fs::path> tokenizer_sources(const fs::path& ckpt, int depth = 0) {
   std::vector<fs::path> sources{ckpt};
   std::error_code ec;
   const fs::path state = ckpt / "trainer_state.json";
-  if (!fs::is_regular_file(state, ec)) return sources;
+  if (depth > 16 || !fs::is_regular_file(state, ec)) return sources;
   try {
-    const auto js = nlohmann::json::parse(read_file(state));
-    const fs::path model = js.at("config").at("model_path").get<std::string>();
+    const auto cfg = nlohmann::json::parse(read_file(state)).at("config");
     const fs::path run = ckpt.parent_path().parent_path();  // <run>/checkpoints/step_N
-    for (const fs::path& p : {model, run / model}) {
-      const fs::path dir = fs::is_regular_file(p, ec) ? p.parent_path() : p;
-      if (!dir.empty() && fs::is_directory(dir, ec)) sources.push_back(dir);
+    for (const char* key : {"model_path", "teacher_path"}) {
+      if (!cfg.contains(key) || cfg.at(key).get<std::string>().empty()) continue;
+      const fs::path model = cfg.at(key).get<std::string>();
+      for (const fs::path& p : {model, run / model}) {
+        const fs::path dir = fs::is_regular_file(p, ec) ? p.parent_path() : p;
+        if (dir.empty() || !fs::is_directory(dir, ec)) continue;
+        const fs::path from = training::resolve_run_checkpoint(dir);
+        if (from == dir) {
+          sources.push_back(dir);
+        } else {
+          const auto more = tokenizer_sources(from, depth + 1);  // an earlier stage's checkpoint
+          sources.insert(sources.end(), more.begin(), more.end());
+        }
+      }
     }
   } catch (const std::exception& e) {
     spdlog::warn("{}: cannot read the run's model path ({}); no tokenizer from there", state.string(), e.what());
@@ -64,7 +63,7 @@ void run_export(const ExportArgs& a) {
   if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)) && !a.force)
     throw Error(a.out, "already exists and is not empty; refusing to overwrite it (pass --force to replace it)");
   if (!fs::exists(a.checkpoint, ec)) throw Error(a.checkpoint, "no such file or directory");
-  const fs::path ckpt = resolve_checkpoint(a.checkpoint);
+  const fs::path ckpt = training::resolve_run_checkpoint(a.checkpoint);
   if (fs::exists(out, ec) && fs::equivalent(out, ckpt, ec))
     throw Error(a.out, "is the checkpoint being exported; choose another output folder");
 

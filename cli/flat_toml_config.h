@@ -30,28 +30,36 @@ class FlatTomlConfig : public CLI::ConfigTOML {
   }
 };
 
-// Fills the options of `cmd` that the command line left unset from the TOML file `path`.
-inline void apply_toml_config(CLI::App& cmd, const std::string& path) {
+// The settings of the TOML file `path` as flat items (`[optim] lr = 3e-5` -> name "optim.lr").
+inline std::vector<CLI::ConfigItem> read_toml_items(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(path, "cannot open the config file");
-  std::vector<CLI::ConfigItem> items;
   try {
-    items = FlatTomlConfig().from_config(in);
+    return FlatTomlConfig().from_config(in);
   } catch (const std::exception& e) {
     throw Error(path, std::string("malformed TOML: ") + e.what());
   }
+}
+
+// Fills the options of `cmd` that are still unset from `items` (read from `source`).
+inline void apply_config_items(CLI::App& cmd, const std::vector<CLI::ConfigItem>& items, const std::string& source) {
   for (const auto& item : items) {
     CLI::Option* op = cmd.get_option_no_throw("--" + item.name);
     if (op == nullptr)
-      throw Error(path, "unknown setting '" + item.name + "' (see `supra " + cmd.get_name() + " --help`)");
-    if (op->count() > 0) continue;  // given on the command line: the flag wins
+      throw Error(source, "unknown setting '" + item.name + "' (see `supra " + cmd.get_name() + " --help`)");
+    if (op->count() > 0) continue;  // given on the command line (or by an earlier source): it wins
     try {
       op->add_result(item.inputs);
       op->run_callback();
     } catch (const CLI::Error& e) {
-      throw Error(path, "bad value for '" + item.name + "': " + e.what());
+      throw Error(source, "bad value for '" + item.name + "': " + e.what());
     }
   }
+}
+
+// Fills the options of `cmd` that the command line left unset from the TOML file `path`.
+inline void apply_toml_config(CLI::App& cmd, const std::string& path) {
+  apply_config_items(cmd, read_toml_items(path), path);
 }
 
 }  // namespace supra::cli

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # supra's main job on a built-in default, on a laptop-class CPU: take the real tiny pretrained Llama stories260K
-# (../shared/models/stories260K), make training text by sampling from it, convert it to a SUPRA RNN, uptrain it with a
-# progress bar, export it and generate from it, and print the held-out perplexity and task accuracy of the teacher,
-# the converted model at step 0 and the uptrained RNN, with a loss
-# plot. Installs what it needs first (idempotent), then works offline.
+# (../shared/models/stories260K), make training text by sampling from it, convert it to a SUPRA RNN and recover the
+# teacher two ways at the same token budget — plain SUPRA uptraining (train.objective = lm) and the distillation
+# recipe (attention transfer, then KL to the teacher: configs/stories260k_distill.toml) — export the distilled RNN,
+# generate from it, and print the held-out perplexity, bits/token and task accuracy of the teacher, the converted
+# model at step 0 and both RNNs, with a loss plot. Installs what it needs first (idempotent), then works offline.
 # Usage: scripts/demo.sh [MODEL]   (MODEL: a llama2.c .bin or HF Llama/Mistral folder; default stories260K)
-#        SUPRA_DEMO_STEPS=N to change the number of optimizer steps (default: the config's).
+#        SUPRA_DEMO_STEPS=N: N optimizer steps per arm (default: the configs' 300; the recipe splits them 1:2)
+#        SUPRA_BIN=path: use this supra binary instead of building one (the CI's shortened run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,10 +18,12 @@ MODEL=${1:-$ROOT/../shared/models/stories260K/stories260K.bin}
 [ -e "$MODEL" ] || { echo "error: $MODEL: model not found (pass a llama2.c .bin or an HF model folder)" >&2; exit 2; }
 OUT=${SUPRA_DEMO_DIR:-$ROOT/runs/demo}
 
-echo "== building supra"
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$(command -v $PY)" >/dev/null
-cmake --build "$BUILD" -j "${SUPRA_JOBS:-$(nproc)}" --target supra
-SUPRA="$BUILD/supra"
+if [ -z "${SUPRA_BIN:-}" ]; then
+  echo "== building supra"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$(command -v $PY)" >/dev/null
+  cmake --build "$BUILD" -j "${SUPRA_JOBS:-$(nproc)}" --target supra
+fi
+SUPRA=${SUPRA_BIN:-$BUILD/supra}
 
 echo "== the pretrained model"
 "$SUPRA" info --model "$MODEL"
@@ -64,29 +68,33 @@ rm -rf "$OUT/converted"
 "$SUPRA" convert --model "$MODEL" --out "$OUT/converted" --seed 0
 evaluate converted "$OUT/converted"
 
-echo "== uptrain"
+lm_steps=() recipe_steps=()
+if [ -n "${SUPRA_DEMO_STEPS:-}" ]; then
+  lm_steps=(--train.steps "$SUPRA_DEMO_STEPS")
+  recipe_steps=(--stage "attention.train.steps=$((SUPRA_DEMO_STEPS / 3))"
+                --stage "distill.train.steps=$((SUPRA_DEMO_STEPS - SUPRA_DEMO_STEPS / 3))")
+fi
+echo "== plain SUPRA uptraining (train.objective = lm)"
 rm -rf "$OUT/run"
-steps=()
-[ -n "${SUPRA_DEMO_STEPS:-}" ] && steps=(--train.steps "$SUPRA_DEMO_STEPS")
 "$SUPRA" train --config configs/stories260k_cpu.toml --model.path "$MODEL" --data.dir "$OUT/data" \
-  --run.out_dir "$OUT/run" "${steps[@]}"
+  --run.out_dir "$OUT/run" "${lm_steps[@]}"
+evaluate uptrained "$OUT/run/checkpoints/$(cat "$OUT/run/checkpoints/latest")"
 
-echo "== export the uptrained RNN (Hugging Face folder) and evaluate it"
-"$SUPRA" export --checkpoint "$OUT/run" --out "$OUT/export" --force
-evaluate uptrained "$OUT/export"
+echo "== the distillation recipe at the same token budget: attention transfer, then KL to the teacher"
+rm -rf "$OUT/distill"
+"$SUPRA" train --config configs/stories260k_distill.toml --model.path "$MODEL" --data.dir "$OUT/data" \
+  --run.out_dir "$OUT/distill" "${recipe_steps[@]}"
+
+echo "== export the distilled RNN (Hugging Face folder) and evaluate it"
+"$SUPRA" export --checkpoint "$OUT/distill/2-distill" --out "$OUT/export" --force
+evaluate distilled "$OUT/export"
 
 echo "== generate recurrently from the exported RNN (token ids: stories260K ships no tokenizer)"
 "$SUPRA" generate --model "$OUT/export" --ids 1 --max-new-tokens 48 --seed 0 --temperature 0.8 --device cpu
 
 echo "== results"
-$PY scripts/tools/plot_loss.py "$OUT/run/metrics.jsonl" --out "$OUT/loss.png" --title "SUPRA uptraining of $(basename "$MODEL")"
-$PY - "$OUT" <<'PYEOF'
-import json, sys
-out = sys.argv[1]
-print(f"{'held-out (64 docs)':26s} {'perplexity':>11s} {'bits/token':>11s} {'task acc':>9s} {'acc_norm':>9s}")
-for name, label in (("teacher", "teacher (softmax)"), ("converted", "SUPRA, step 0"), ("uptrained", "SUPRA, uptrained")):
-    r = json.load(open(f"{out}/eval_{name}.json"))
-    p, t = r["perplexity"], r["tasks"][0]
-    print(f"{label:26s} {p['ppl']:11.2f} {p['bits_per_token']:11.3f} {t['acc']:9.3f} {t['acc_norm']:9.3f}")
-PYEOF
-echo "plot: $OUT/loss.png   exported model: $OUT/export"
+$PY scripts/tools/plot_loss.py "$OUT/run/metrics.jsonl" "$OUT/distill" --label "plain SUPRA (lm)" \
+  --label "attention -> distill" --teacher-loss "$($PY -c "import json,math,sys; print(math.log(json.load(open(sys.argv[1]))['perplexity']['ppl']))" "$OUT/eval_teacher.json")" \
+  --out "$OUT/loss.png" --title "Recovering $(basename "$MODEL") as a SUPRA RNN"
+$PY scripts/tools/demo_table.py "$OUT"
+echo "plot: $OUT/loss.png   exported model: $OUT/export   table: $OUT/results.json"

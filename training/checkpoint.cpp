@@ -9,6 +9,7 @@
 
 #include "core/base/error.h"
 #include "core/base/files.h"
+#include "core/formats/model_io.h"
 #include "core/formats/safetensors.h"
 
 namespace supra::training {
@@ -50,6 +51,17 @@ std::optional<fs::path> CheckpointManager::latest() const {
   if (name.empty() || name.find('/') != std::string::npos || !fs::exists(folder / kComplete, ec))
     throw Error(pointer.string(), "points to '" + name + "', which is not a complete checkpoint");
   return folder;
+}
+
+fs::path resolve_run_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) || fs::exists(dir / "config.json", ec)) return dir;
+  if (fs::exists(dir / "checkpoints" / "latest", ec)) return *CheckpointManager(dir, 1).latest();
+  if (fs::exists(dir / "latest", ec)) {
+    const fs::path run = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+    if (fs::equivalent(run / "checkpoints", dir, ec)) return *CheckpointManager(run, 1).latest();
+  }
+  return dir;
 }
 
 void CheckpointManager::remove_partial() const {
@@ -105,7 +117,7 @@ fs::path CheckpointManager::save(CausalLM& model, ShardedAdamW& optimizer, const
       save_safetensors_dir(tmp, params, 5ull << 30, {{"format", "pt"}});
       ModelConfig config = model->config();
       config.torch_dtype = "float32";
-      write_file_atomic(tmp / "config.json", config.to_json().dump(2) + "\n");
+      write_file_atomic(tmp / "config.json", model_config_json(config).dump(2) + "\n");
       save_safetensors(tmp / "rng.safetensors", rng_states());
       nlohmann::json js = {{"step", state.step},
                            {"tokens_seen", state.tokens_seen},

@@ -52,4 +52,8 @@ class CheckpointManager {
   std::shared_ptr<Communicator> comm_;
 };
 
+// A training run folder or its checkpoints/ folder -> the checkpoint `latest` points to; any other path as is (so
+// that model.path / --checkpoint may name a run).
+std::filesystem::path resolve_run_checkpoint(const std::filesystem::path& path);
+
 }  // namespace supra::training

@@ -45,11 +45,12 @@ std::string progress_line(const StepStats& s) {
   const int width = 24;
   const int filled = s.total_steps > 0 ? static_cast<int>(width * s.step / s.total_steps) : 0;
   std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+  char ppl[32] = "";  // the text perplexity, when the objective measures the cross-entropy
+  if (!std::isnan(s.ce)) std::snprintf(ppl, sizeof(ppl), " | ppl %.2f", std::exp(std::min(s.ce, 50.0)));
   char buf[320];
-  std::snprintf(buf, sizeof(buf),
-                "%s step %lld/%lld | loss %.4f | ppl %.2f | lr %.2e | gnorm %.3f | %.1fk tok/s%s | ETA %s%s",
-                bar.c_str(), static_cast<long long>(s.step), static_cast<long long>(s.total_steps), s.loss,
-                std::exp(std::min(s.ce, 50.0)), s.lr, s.grad_norm, s.tokens_per_s / 1e3,
+  std::snprintf(buf, sizeof(buf), "%s step %lld/%lld | loss %.4f%s | lr %.2e | gnorm %.3f | %.1fk tok/s%s | ETA %s%s",
+                bar.c_str(), static_cast<long long>(s.step), static_cast<long long>(s.total_steps), s.loss, ppl, s.lr,
+                s.grad_norm, s.tokens_per_s / 1e3,
                 s.mfu >= 0 ? (" | MFU " + std::to_string(static_cast<int>(std::round(100 * s.mfu))) + "%").c_str() : "",
                 hms(s.eta_s).c_str(), s.skipped ? " | SKIPPED (non-finite)" : "");
   return buf;

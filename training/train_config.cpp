@@ -32,6 +32,13 @@ const std::vector<std::pair<std::string, ResumeMode>>& enum_names<ResumeMode>() 
   return n;
 }
 
+template <>
+const std::vector<std::pair<std::string, Objective>>& enum_names<Objective>() {
+  static const std::vector<std::pair<std::string, Objective>> n = {
+      {"lm", Objective::kLm}, {"attention", Objective::kAttention}, {"distill", Objective::kDistill}};
+  return n;
+}
+
 namespace {
 
 template <typename T>
@@ -89,13 +96,13 @@ void from_json_value(const nlohmann::json& j, T& v) {
 }
 
 template <typename T>
-std::string default_text(const T& v) {
+std::string default_text(const T& v, const Bounds& b) {
   if constexpr (kIsEnum<T>)
     return enum_name(v);
   else if constexpr (std::is_same_v<T, bool>)
     return v ? "true" : "false";
   else if constexpr (std::is_same_v<T, std::string>)
-    return v.empty() ? "(required)" : "\"" + v + "\"";
+    return v.empty() ? (b.required ? "(required)" : "\"\"") : "\"" + v + "\"";
   else
     return format_number(static_cast<double>(v));
 }
@@ -156,10 +163,14 @@ std::string TrainConfig::resume_incompatibility(const TrainConfig& s) const {
 
 std::string TrainConfig::doc_table() {
   const TrainConfig d;
+  auto cell = [](std::string text) {  // a Markdown table cell: `|` escaped
+    for (size_t i = text.find('|'); i != std::string::npos; i = text.find('|', i + 2)) text.insert(i, "\\");
+    return text;
+  };
   std::ostringstream out;
   out << "| key | default | meaning | on resume |\n|---|---|---|---|\n";
-#define SUPRA_KEY_DOC(type, member, key, def, bounds, on_resume, help)              \
-  out << "| `" << key << "` | " << default_text(d.member) << " | " << help << " | " \
+#define SUPRA_KEY_DOC(type, member, key, def, bounds, on_resume, help)                            \
+  out << "| `" << key << "` | " << default_text(d.member, bounds) << " | " << cell(help) << " | " \
       << (on_resume == OnResume::kMustMatch ? "must match" : "may change") << " |\n";
   SUPRA_TRAIN_CONFIG_KEYS(SUPRA_KEY_DOC)
 #undef SUPRA_KEY_DOC

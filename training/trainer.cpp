@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 #include "core/base/error.h"
 #include "core/base/files.h"
@@ -16,6 +17,7 @@
 #include "training/dist_env.h"
 #include "training/loss.h"
 #include "training/metrics.h"
+#include "training/objectives.h"
 #include "training/schedule.h"
 #include "training/signals.h"
 
@@ -43,6 +45,33 @@ std::vector<NamedParam> named_params(CausalLM& model) {
 
 bool is_finite(double x) { return std::isfinite(x); }
 
+// The parameter sets train.trainable names: "all", or comma-separated parts of parameter names.
+std::vector<std::string> trainable_patterns(const std::string& spec) {
+  std::vector<std::string> out;
+  std::stringstream in(spec);
+  for (std::string part; std::getline(in, part, ',');) {
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+// Architecture fields a teacher and its student must share.
+std::string shape_mismatch(const ModelConfig& t, const ModelConfig& s) {
+  auto field = [](const char* name, int64_t a, int64_t b) {
+    return a == b ? std::string()
+                  : std::string(name) + " " + std::to_string(a) + " vs the student's " + std::to_string(b);
+  };
+  for (auto why : {field("vocab_size", t.vocab_size, s.vocab_size), field("hidden_size", t.hidden_size, s.hidden_size),
+                   field("num_hidden_layers", t.num_hidden_layers, s.num_hidden_layers),
+                   field("num_attention_heads", t.num_attention_heads, s.num_attention_heads),
+                   field("num_key_value_heads", t.num_key_value_heads, s.num_key_value_heads),
+                   field("head_dim", t.head_dim, s.head_dim)})
+    if (!why.empty()) return why;
+  return "";
+}
+
 void set_current_cuda_device(torch::Device d) {
 #ifdef SUPRA_WITH_CUDA
   c10::cuda::set_device(d.index());
@@ -53,8 +82,8 @@ void set_current_cuda_device(torch::Device d) {
 
 }  // namespace
 
-Trainer::Trainer(TrainConfig config, std::string resolved_config_toml)
-    : cfg_(std::move(config)), resolved_toml_(std::move(resolved_config_toml)) {}
+Trainer::Trainer(TrainConfig config, std::string resolved_config_toml, std::shared_ptr<Communicator> comm)
+    : cfg_(std::move(config)), resolved_toml_(std::move(resolved_config_toml)), comm_(std::move(comm)) {}
 
 // ------------------------------------------------------------------------------------------------ builders
 
@@ -76,8 +105,9 @@ void Trainer::init_runtime() {
     device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % std::max<int64_t>(n, 1)));
     set_current_cuda_device(device_);
   }
-  comm_ = std::make_shared<Communicator>(env, device_,
-                                         std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
+  if (comm_ == nullptr)
+    comm_ = std::make_shared<Communicator>(env, device_,
+                                           std::chrono::milliseconds(static_cast<int64_t>(cfg_.dist_timeout_s * 1000)));
   if (comm_->size() > 1) {
     // Every rank must run the same job: a rank started with other flags would compute garbage or hang.
     const int64_t mine = static_cast<int64_t>(std::hash<std::string>{}(cfg_.to_json().dump()) >> 1);
@@ -93,9 +123,11 @@ void Trainer::init_runtime() {
 
 void Trainer::build_model() {
   // A supra checkpoint, or a pretrained model converted now (fp32 master weights either way).
-  StoredModel stored = read_stored_model(cfg_.model_path);
-  model_ = supra::build_model(stored, cfg_.model_path, torch::kFloat, torch::kCPU);
-  if (!stored.config.supra) {
+  model_source_ = resolve_run_checkpoint(cfg_.model_path);  // a run folder (a recipe's previous stage): its latest
+  StoredModel stored = read_stored_model(model_source_);
+  model_ = supra::build_model(stored, model_source_.string(), torch::kFloat, torch::kCPU);
+  converted_on_the_fly_ = !stored.config.supra;
+  if (converted_on_the_fly_) {
     SupraSettings s;
     s.decay = parse_decay(cfg_.decay);
     s.chunk_size = cfg_.chunk_size;
@@ -112,10 +144,56 @@ void Trainer::build_model() {
   }
 }
 
+void Trainer::build_teacher() {
+  if (cfg_.objective == Objective::kLm) return;
+  const std::string objective = enum_name(cfg_.objective);
+  std::string path = cfg_.teacher_path;
+  if (path.empty()) {
+    if (!converted_on_the_fly_)
+      throw Error(cfg_.model_path, "is a converted SUPRA model: train.objective = " + objective +
+                                       " needs its softmax teacher; set teacher.path to the pretrained model");
+    path = cfg_.model_path;
+  }
+  StoredModel stored = read_stored_model(path);
+  if (stored.config.supra)
+    throw Error(path, "teacher.path must be the pretrained softmax model, not a converted SUPRA model");
+  if (const std::string why = shape_mismatch(stored.config, model_->config()); !why.empty())
+    throw Error(path, "teacher does not match the student: " + why);
+  // Frozen; bf16 on GPU under bf16 autocast (half the memory), fp32 otherwise.
+  const bool bf16 = bf16_autocast_ && device_.is_cuda();
+  teacher_ = supra::build_model(stored, path, bf16 ? torch::kBFloat16 : torch::kFloat, device_);
+  for (auto& p : teacher_->parameters()) p.requires_grad_(false);
+  spdlog::info("teacher {} ({} parameters, {}, frozen)", path, teacher_->parameter_count(), bf16 ? "bf16" : "fp32");
+}
+
+void Trainer::select_trainable() {
+  std::vector<std::string> patterns = trainable_patterns(cfg_.trainable);
+  if (patterns.empty() && cfg_.objective == Objective::kAttention) patterns = {"feature_map", "o_proj"};
+  if (patterns.empty() || (patterns.size() == 1 && patterns[0] == "all")) return;
+  int64_t trained = 0, total = 0;
+  std::vector<bool> used(patterns.size(), false);
+  for (auto& item : model_->named_parameters()) {
+    bool train = false;
+    for (size_t i = 0; i < patterns.size(); ++i)
+      if (item.key().find(patterns[i]) != std::string::npos) train = used[i] = true;
+    if (train && cfg_.objective == Objective::kAttention && item.key().find(".self_attn.") == std::string::npos)
+      throw Error("config", "train.trainable selects '" + item.key() +
+                                "', outside the attention blocks: train.objective = attention trains only "
+                                "self_attn parameters");
+    item.value().requires_grad_(train);
+    total += item.value().numel();
+    if (train) trained += item.value().numel();
+  }
+  for (size_t i = 0; i < patterns.size(); ++i)
+    if (!used[i]) throw Error("config", "train.trainable: no parameter name contains '" + patterns[i] + "'");
+  spdlog::info("training {} of {} parameters (train.trainable = {})", trained, total,
+               cfg_.trainable.empty() ? "feature_map,o_proj" : cfg_.trainable);
+}
+
 void Trainer::build_data() {
   tokens_ = std::make_shared<data::ShardedTokens>(cfg_.data_dir);
-  data::check_compatible(tokens_->manifest(), model_->config(), cfg_.model_path,
-                         fs::is_directory(cfg_.model_path) ? fs::path(cfg_.model_path) : fs::path());
+  data::check_compatible(tokens_->manifest(), model_->config(), model_source_.string(),
+                         fs::is_directory(model_source_) ? model_source_ : fs::path());
   data::LoaderOptions lo;
   lo.seq_len = cfg_.seq_len;
   lo.global_batch = cfg_.global_batch;
@@ -170,8 +248,8 @@ void Trainer::use_param_dtype() {
   // which the optimizer overwrites with the rounded masters after every step. Vectors (norms, decay) stay fp32.
   if (!bf16_autocast_) throw Error("config", "train.param_dtype = bf16 needs bf16 autocast (train.precision bf16)");
   torch::NoGradGuard no_grad;
-  for (auto& p : model_->parameters())
-    if (p.dim() >= 2) p.set_data(p.detach().to(torch::kBFloat16));
+  for (auto& p : model_->parameters())  // frozen parameters (train.trainable) keep their exact values
+    if (p.dim() >= 2 && p.requires_grad()) p.set_data(p.detach().to(torch::kBFloat16));
 }
 
 // ------------------------------------------------------------------------------------------------ the step
@@ -182,10 +260,48 @@ torch::Tensor Trainer::forward(const torch::Tensor& inputs, const torch::Tensor&
                                        : model_->forward(inputs, {}, {}, resets);
 }
 
+torch::Tensor Trainer::objective_loss(const torch::Tensor& tok, const torch::Tensor& resets, int64_t micro_steps,
+                                      StepResult& r) {
+  const int64_t T = cfg_.seq_len;
+  const auto inputs = tok.narrow(1, 0, T), targets = tok.narrow(1, 1, T);
+  switch (cfg_.objective) {
+    case Objective::kLm: {
+      auto parts = lm_loss(forward(inputs, resets), targets, cfg_.z_loss);
+      r.ce += parts.ce.item<double>() / micro_steps;
+      return parts.total;
+    }
+    case Objective::kAttention: {
+      AutocastGuard autocast(device_.type(), bf16_autocast_);
+      auto parts = attention_transfer_loss(teacher_, model_, inputs, resets);
+      r.layer_loss.resize(parts.per_layer.size());
+      for (size_t l = 0; l < parts.per_layer.size(); ++l)
+        r.layer_loss[l] += parts.per_layer[l].item<double>() / micro_steps;
+      return parts.total;
+    }
+    case Objective::kDistill: {
+      torch::Tensor teacher_logits;
+      {
+        torch::NoGradGuard no_grad;
+        AutocastGuard autocast(device_.type(), bf16_autocast_);
+        teacher_logits = teacher_->forward(inputs, {}, {}, resets);
+      }
+      auto parts = distill_loss(forward(inputs, resets), teacher_logits, targets, cfg_.distill_temperature,
+                                cfg_.distill_ce_weight, cfg_.z_loss);
+      r.ce += parts.ce.item<double>() / micro_steps;
+      r.kl += parts.kl.item<double>() / micro_steps;
+      return parts.total;
+    }
+  }
+  throw Error("config", "unknown train.objective");
+}
+
 StepResult Trainer::train_step(const data::Batch& batch, double lr) {
   const int64_t T = cfg_.seq_len;
   const int64_t micro_steps = cfg_.global_batch / comm_->size() / cfg_.micro_batch;  // per rank
   StepResult r;
+  // Parts this objective computes start at 0 (the others stay NaN: not measured).
+  if (cfg_.objective != Objective::kAttention) r.ce = 0;
+  if (cfg_.objective == Objective::kDistill) r.kl = 0;
   // 1. Forward/backward over the micro-batches: gradients accumulate; full gradient buckets start their
   //    reduction (allreduce / reduce-scatter) while the backward pass goes on.
   optimizer_->begin_step();
@@ -193,22 +309,22 @@ StepResult Trainer::train_step(const data::Batch& batch, double lr) {
     auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
     auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
     optimizer_->begin_micro(m + 1 == micro_steps);
-    auto logits = forward(tok.narrow(1, 0, T), resets);
-    auto parts = lm_loss(logits, tok.narrow(1, 1, T), cfg_.z_loss);
-    auto loss = parts.total / static_cast<double>(micro_steps);
+    auto loss = objective_loss(tok, resets, micro_steps, r) / static_cast<double>(micro_steps);
     if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
     loss.backward();
     optimizer_->end_micro();
     r.loss += loss.item<double>();
-    r.ce += parts.ce.item<double>() / micro_steps;
   }
-  // 2. The global batch's mean loss (each rank holds the mean of its equal share).
+  // 2. The global batch's mean loss and its parts (each rank holds the mean of its equal share).
   if (comm_->size() > 1) {
-    auto sums = torch::tensor({r.loss, r.ce}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    std::vector<double> parts = {r.loss, r.ce, r.kl};
+    parts.insert(parts.end(), r.layer_loss.begin(), r.layer_loss.end());
+    auto sums = torch::tensor(parts, torch::TensorOptions().dtype(torch::kDouble).device(device_));
     comm_->allreduce_sum(sums);
-    sums = sums.cpu() / static_cast<double>(comm_->size());
-    r.loss = sums[0].item<double>();
-    r.ce = sums[1].item<double>();
+    sums = (sums.cpu() / static_cast<double>(comm_->size())).contiguous();
+    const double* v = sums.data_ptr<double>();
+    r.loss = v[0], r.ce = v[1], r.kl = v[2];
+    for (size_t l = 0; l < r.layer_loss.size(); ++l) r.layer_loss[l] = v[3 + l];
   }
   // 3. Global gradient norm; a non-finite step changes nothing, a finite one clips and updates.
   r.grad_norm = optimizer_->grad_norm();
@@ -266,6 +382,8 @@ fs::path Trainer::save_checkpoint() {
 TrainResult Trainer::run() {
   init_runtime();
   build_model();
+  build_teacher();
+  select_trainable();
   build_data();
   build_optimizer();
   open_run_folder();
@@ -323,15 +441,16 @@ TrainResult Trainer::run() {
     st.eta_s = (cfg_.steps - state_.step) * elapsed / std::max<int64_t>(1, state_.step - first_step);
     if (device_.is_cuda())
       st.mfu = 6.0 * model_->parameter_count() * st.tokens_per_s / 989e12;  // 6N FLOPs/token vs H100 bf16 peak
-    write_metrics({{"step", state_.step},
-                   {"loss", r.loss},
-                   {"ce", r.ce},
-                   {"ppl", std::exp(r.ce)},
-                   {"lr", lr},
+    nlohmann::json record = {{"step", state_.step}, {"loss", r.loss}};
+    if (!std::isnan(r.ce)) record["ce"] = r.ce, record["ppl"] = std::exp(r.ce);
+    if (!std::isnan(r.kl)) record["kl"] = r.kl;
+    if (!r.layer_loss.empty()) record["layer_loss"] = r.layer_loss;
+    record.update({{"lr", lr},
                    {"grad_norm", r.grad_norm},
                    {"tokens", state_.tokens_seen},
                    {"tokens_per_s", st.tokens_per_s},
                    {"skipped", r.skipped}});
+    write_metrics(record);
     if (state_.step % cfg_.log_every == 0 || state_.step == cfg_.steps) {
       if (tty)
         std::fprintf(stderr, "\r%s", progress_line(st).c_str());

@@ -39,6 +39,23 @@ fs::path find_tokenizer_folder(const std::vector<fs::path>& sources) {
   return {};
 }
 
+json read_json_file(const fs::path& path);
+
+// A tokenizer_config.json that names no tokenizer class (and no auto_map) makes transformers look for one in
+// config.json, where model_type "supra" leads it to the remote code (a prompt, then a failure, in 4.x): name the
+// standard class of the copied files — PreTrainedTokenizerFast for tokenizer.json, LlamaTokenizer for a
+// SentencePiece tokenizer.model.
+void name_tokenizer_class(const fs::path& dir) {
+  std::error_code ec;
+  const bool fast = fs::is_regular_file(dir / "tokenizer.json", ec);
+  if (!fast && !fs::is_regular_file(dir / "tokenizer.model", ec)) return;
+  const fs::path file = dir / "tokenizer_config.json";
+  json cfg = fs::is_regular_file(file, ec) ? read_json_file(file) : json::object();
+  if (!cfg.is_object() || cfg.contains("tokenizer_class") || cfg.contains("auto_map")) return;
+  cfg["tokenizer_class"] = fast ? "PreTrainedTokenizerFast" : "LlamaTokenizer";
+  write_file_atomic(file, cfg.dump(2) + "\n");
+}
+
 json read_json_file(const fs::path& path) {
   try {
     return json::parse(read_file(path));
@@ -165,10 +182,12 @@ ExportResult export_hf_folder(const StoredModel& ck, const std::string& source, 
     write_file_atomic(tmp / "generation_config.json", export_generation_config(ck.config, gen_base).dump(2) + "\n");
 
     result.tokenizer_from = find_tokenizer_folder(o.tokenizer_sources);
-    if (!result.tokenizer_from.empty())
+    if (!result.tokenizer_from.empty()) {
       for (const char* name : kTokenizerFiles)
         if (fs::is_regular_file(result.tokenizer_from / name, ec))
           write_file_atomic(tmp / name, read_file(result.tokenizer_from / name));
+      name_tokenizer_class(tmp);
+    }
 
     for (const EmbeddedFile& f : hf_modeling_files()) write_file_atomic(tmp / f.name, f.content);
     fsync_path(tmp);

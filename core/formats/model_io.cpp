@@ -161,6 +161,12 @@ StoredModel read_stored_model(const fs::path& path) {
   return ck;
 }
 
+nlohmann::json model_config_json(const ModelConfig& config) {
+  nlohmann::json j = config.to_json();
+  write_log_gamma(j, config);
+  return j;
+}
+
 CausalLM build_model(const StoredModel& ck, const std::string& source, torch::Dtype dtype, torch::Device device) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16)
     throw Error(source, "model dtype must be float32 or bfloat16");
@@ -190,9 +196,7 @@ void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& com
     save_safetensors_dir(tmp, tensors, max_shard_bytes, {{"format", "pt"}});
     {
       std::ofstream f(tmp / "config.json");
-      nlohmann::json j = config.to_json();
-      write_log_gamma(j, config);
-      f << j.dump(2) << "\n";
+      f << model_config_json(config).dump(2) << "\n";
       if (!f.flush()) throw Error((tmp / "config.json").string(), "write failed (disk full?)");
     }
     if (!companions_from.empty() && fs::is_directory(companions_from, ec)) {

@@ -18,6 +18,9 @@ namespace supra {
 // its recorded decay values ("supra.log_gamma") are those of its decay kind. Throws supra::Error naming `source`.
 ModelConfig read_model_config(const nlohmann::json& config_json, const std::string& source);
 ModelConfig read_model_config(const std::filesystem::path& config_json);
+// The config.json of a supra model folder: the config's HF keys plus, for SUPRA, the decay values `supra.log_gamma`
+// that read_model_config checks.
+nlohmann::json model_config_json(const ModelConfig& config);
 
 // llama2.c legacy export: 7 int32 header fields, then fp32 weights. wq/wk rows are permuted from llama2.c's
 // interleaved RoPE pairs to HF's rotate-half layout. Throws supra::Error on a malformed or truncated file.

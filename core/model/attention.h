@@ -14,7 +14,7 @@ namespace supra {
 struct AttentionContext {
   RopeTables rope;            // cos/sin [B, T, head_dim] for the tokens of this forward
   torch::Tensor key_padding;  // optional bool [B, T]: true = real token, false = padding
-  torch::Tensor resets;       // optional bool [B, T]: a new document starts here (packed rows; SUPRA only)
+  torch::Tensor resets;       // optional bool [B, T]: a new document starts here (packed rows: no attention across)
   // Generation only (CausalLM::forward_cached): the positions of this call's tokens [B, T], this layer's cache
   // (read and updated by the attention), and the policy bounding softmax K/V caches.
   torch::Tensor positions;

@@ -63,12 +63,17 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
   return model->norm(h);
 }
 
-torch::Tensor CausalLMImpl::forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets,
-                                         const BlockRunner& run_block) {
+torch::Tensor CausalLMImpl::run_blocks(const torch::Tensor& input_ids, const torch::Tensor& resets,
+                                       const BlockRunner& run_block) {
   auto ctx = make_context(input_ids, {}, {}, resets);
   auto h = model->embed_tokens(input_ids);
   for (size_t i = 0; i < model->layers->size(); ++i) h = run_block(layer(static_cast<int64_t>(i)), h, ctx);
-  return torch::linear(model->norm(h), lm_head_weight());
+  return h;
+}
+
+torch::Tensor CausalLMImpl::forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets,
+                                         const BlockRunner& run_block) {
+  return torch::linear(model->norm(run_blocks(input_ids, resets, run_block)), lm_head_weight());
 }
 
 torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -60,6 +60,8 @@ class CausalLMImpl : public torch::nn::Module {
   // The forward with each block run through `run_block(layer, h, ctx)` (e.g. activation checkpointing).
   using BlockRunner = std::function<torch::Tensor(DecoderLayer, const torch::Tensor&, const AttentionContext&)>;
   torch::Tensor forward_with(const torch::Tensor& input_ids, const torch::Tensor& resets, const BlockRunner& run_block);
+  // Only the blocks of forward_with: the last block's output [B, T, hidden] (before the final norm; no logits).
+  torch::Tensor run_blocks(const torch::Tensor& input_ids, const torch::Tensor& resets, const BlockRunner& run_block);
   torch::Tensor lm_head_weight() const;  // the tied embedding or lm_head.weight
   DecoderLayer layer(int64_t i) const;
 

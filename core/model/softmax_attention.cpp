@@ -22,12 +22,16 @@ SoftmaxAttentionImpl::SoftmaxAttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor causal_attention_mask(int64_t T, std::optional<int64_t> window, const torch::Tensor& key_padding,
-                                    torch::Device device) {
+                                    torch::Device device, const torch::Tensor& resets) {
   auto i = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(device)).view({T, 1});
   auto j = i.view({1, T});
   auto mask = j <= i;
   if (window) mask = mask.logical_and(i - j < *window);
   mask = mask.view({1, 1, T, T});
+  if (resets.defined()) {
+    auto doc = resets.to(torch::kLong).cumsum(1);  // [B, T]: which packed document each token belongs to
+    mask = mask.logical_and(doc.unsqueeze(2).eq(doc.unsqueeze(1)).unsqueeze(1));
+  }
   if (key_padding.defined()) {
     mask = mask.logical_and(key_padding.to(torch::kBool).view({key_padding.size(0), 1, 1, T}));
     mask = mask.logical_or(torch::eye(T, torch::TensorOptions().dtype(torch::kBool).device(device)).view({1, 1, T, T}));
@@ -46,12 +50,15 @@ torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& x, const Attent
     return o_proj(attend_cached(q, k, v, ctx).transpose(1, 2).reshape({B, T, num_heads * head_dim}));
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const bool window_binds = sliding_window && *sliding_window < T;
+  // Packed rows (training): documents after the first must not see the ones before them.
+  const bool packed = ctx.resets.defined() && T > 1 && ctx.resets.narrow(1, 1, T - 1).any().item<bool>();
   torch::Tensor out;
-  if (!ctx.key_padding.defined() && !window_binds) {
+  if (!ctx.key_padding.defined() && !window_binds && !packed) {
     out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, scale,
                                            /*enable_gqa=*/num_heads != num_kv_heads);
   } else {
-    auto mask = causal_attention_mask(T, window_binds ? sliding_window : std::nullopt, ctx.key_padding, x.device());
+    auto mask = causal_attention_mask(T, window_binds ? sliding_window : std::nullopt, ctx.key_padding, x.device(),
+                                      packed ? ctx.resets : torch::Tensor());
     out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, scale,
                                            /*enable_gqa=*/num_heads != num_kv_heads);
   }

@@ -28,9 +28,11 @@ class SoftmaxAttentionImpl : public AttentionImpl {
                               const AttentionContext& ctx);
 };
 
-// Boolean attention mask [B or 1, 1, T, T] (true = may attend): causal, optional window and key padding. A padded
-// query always sees itself so that no row is empty (its output is never used).
+// Boolean attention mask [B or 1, 1, T, T] (true = may attend): causal, optional window and key padding, and with
+// `resets` (bool [B, T], true where a packed document starts) block-diagonal: a query sees only its own document,
+// as if each document were run alone (RoPE depends on relative positions only). A padded query always sees itself so
+// that no row is empty (its output is never used).
 torch::Tensor causal_attention_mask(int64_t T, std::optional<int64_t> window, const torch::Tensor& key_padding,
-                                    torch::Device device);
+                                    torch::Device device, const torch::Tensor& resets = {});
 
 }  // namespace supra

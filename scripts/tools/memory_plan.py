@@ -19,6 +19,10 @@ Activations (an estimate, not a measurement; bf16 autocast, b rows of T tokens, 
         + 2·(8d + 2·d_kv) (bf16 norm outputs, q/k/v/feature maps, attention output) + 2·3f (gate, up, their product)
     with checkpointing: 4d per token and layer (the block inputs) + one block's full set during its recompute
     plus the logits: b·T·V·10 bytes (fp32 logits, their bf16 GEMM output and the fp32 gradient)
+
+With a teacher (train.objective = distill / attention, --teacher): the frozen softmax model in bf16 on every GPU
+(2 bytes per teacher parameter, replicated: ZeRO shards only what trains), plus its logits and the KL's fp32
+probabilities: b·T·V·(2 + 8) bytes. Its forward keeps no activations (no gradient).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def parameter_count(c: dict) -> int:
 
 
 def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointing: bool,
-         bf16_params: bool = False) -> dict[str, float]:
+         bf16_params: bool = False, teacher: bool = False) -> dict[str, float]:
     n = parameter_count(c)
     W = gpus
     d, f, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
@@ -66,23 +70,30 @@ def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointin
     per_layer = 2 * 4 * d + 2 * (8 * d + 2 * d_kv) + 2 * 3 * f
     acts = tokens * (L * 4 * d + per_layer) if checkpointing else tokens * L * per_layer
     out["activations"] = acts + tokens * V * 10
+    if teacher:
+        hd = d // h
+        feature = (2 if kv != h else 1) * (hd * hd + hd)
+        out["teacher"] = 2 * (n - L * feature) + tokens * V * (2 + 8)
     out["total"] = sum(out.values())
     return out
 
 
-def table(configs: dict[str, dict], gpu_counts, micro_batch: int, seq: int) -> str:
+def table(configs: dict[str, dict], gpu_counts, micro_batch: int, seq: int, teacher: bool = False) -> str:
     rows = ["| model | GPUs | ZeRO | param dtype | act. ckpt | params (+autocast copies) | grads | Adam | master | "
-            "activations | **total GiB** |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "activations | " + ("teacher | " if teacher else "") + "**total GiB** |",
+            "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if teacher else "")]
     for name, c in configs.items():
         for g in gpu_counts:
             for zero, bf16 in ((0, False), (1, False), (2, False), (1, True), (2, True)):
                 for ck in (True, False):
-                    p = plan(c, g, zero, micro_batch, seq, ck, bf16)
+                    if teacher and zero < 2:
+                        continue  # the teacher recipes run on ZeRO-2
+                    p = plan(c, g, zero, micro_batch, seq, ck, bf16, teacher)
                     rows.append(f"| {name} ({parameter_count(c) / 1e9:.2f}B) | {g} | {zero} | "
                                 f"{'bf16' if bf16 else 'fp32'} | {'yes' if ck else 'no'} | "
                                 f"{(p['params'] + p['autocast bf16 weights']) / GiB:.1f} | {p['grads'] / GiB:.1f} | "
                                 f"{p['adam'] / GiB:.1f} | {p['master'] / GiB:.1f} | {p['activations'] / GiB:.1f} | "
+                                + (f"{p['teacher'] / GiB:.1f} | " if teacher else "") +
                                 f"**{p['total'] / GiB:.1f}** |")
     return "\n".join(rows)
 
@@ -93,6 +104,7 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, nargs="*", default=[8, 16])
     ap.add_argument("--micro-batch", type=int, default=1)
     ap.add_argument("--seq-len", type=int, default=2048)
+    ap.add_argument("--teacher", action="store_true", help="add the frozen bf16 teacher of distill / attention")
     args = ap.parse_args()
     configs = SHAPES
     if args.config:
@@ -100,7 +112,7 @@ def main() -> None:
             c = json.load(fh)
         configs = {c.get("_name_or_path", args.config): c}
     print(f"micro-batch {args.micro_batch} × seq {args.seq_len}, bf16 autocast\n")
-    print(table(configs, args.gpus, args.micro_batch, args.seq_len))
+    print(table(configs, args.gpus, args.micro_batch, args.seq_len, args.teacher))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ namespace supra::test {
 struct TinyShape {
   bool mistral = false;  // MistralForCausalLM (else LlamaForCausalLM)
   int64_t vocab = 50, hidden = 32, ffn = 48, layers = 2, heads = 4, kv_heads = 2, head_dim = 8;
-  std::optional<int64_t> window;  // Mistral's sliding window
+  std::optional<int64_t> window{};  // Mistral's sliding window
   bool tied = false;
-  std::optional<int64_t> bos, eos;
+  std::optional<int64_t> bos{}, eos{};
 };
 
 inline ModelConfig tiny_config(const TinyShape& s) {
