@@ -26,15 +26,15 @@ namespace {
 using namespace supra::eval;
 
 struct EvalArgs {
-  std::string model, tokens, tokenizer, json, device = "auto", dtype = "f32", kv_policy = "full";
+  std::string model, tokens, text, tokenizer, json, device = "auto", dtype = "f32", kv_policy = "full";
   std::vector<std::string> tasks;
   int64_t seq_len = 1024, batch_size = 4, max_tokens = 0, kv_size = 0;
   uint64_t first_doc = 0, max_docs = 0;
 };
 
 void run_eval(const EvalArgs& a) {
-  if (a.tokens.empty() && a.tasks.empty())
-    throw Error("supra eval", "give --tokens SHARD_DIR and/or --task FILE.jsonl");
+  if (a.tokens.empty() && a.tasks.empty() && a.text.empty())
+    throw Error("supra eval", "give --tokens SHARD_DIR, --text FILE.jsonl and/or --task FILE.jsonl");
   const torch::Device device = parse_device(a.device);
   CausalLM model = load_model(a.model, parse_dtype(a.dtype), device);
   model->eval();
@@ -66,14 +66,35 @@ void run_eval(const EvalArgs& a) {
                          {"nll", r.nll()},         {"ppl", r.perplexity()}, {"bits_per_token", r.bits_per_token()},
                          {"seq_len", a.seq_len},   {"seconds", seconds()}};
   }
-  if (!a.tasks.empty()) {
-    std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Tokenizer> tok;
+  if (!a.tasks.empty() || !a.text.empty()) {
     try {
       tok = load_tokenizer(tokenizer_folder(a.tokenizer, a.model));
     } catch (const Error& e) {
-      if (!a.tokenizer.empty()) throw;
+      if (!a.tokenizer.empty() || !a.text.empty()) throw;
       spdlog::debug("no tokenizer ({}): only token-id tasks can run", e.what());
     }
+  }
+  if (!a.text.empty()) {
+    const auto docs = read_text_documents(a.text);
+    auto r = evaluate_rolling(model, *tok, docs, a.seq_len, a.batch_size, kv);
+    std::cout << fmt::format(
+        "text perplexity: {} ({}) on {}: {} docs, {} tokens, {} words, {} bytes: word ppl {:.4f}  byte ppl {:.4f}  "
+        "bits/byte {:.4f}\n",
+        a.model, kind, a.text, docs.size(), r.tokens, r.words, r.bytes, r.word_perplexity(), r.byte_perplexity(),
+        r.bits_per_byte());
+    out["text_perplexity"] = {{"file", a.text},
+                              {"docs", docs.size()},
+                              {"tokens", r.tokens},
+                              {"words", r.words},
+                              {"bytes", r.bytes},
+                              {"loglikelihood", r.loglikelihood},
+                              {"word_perplexity", r.word_perplexity()},
+                              {"byte_perplexity", r.byte_perplexity()},
+                              {"bits_per_byte", r.bits_per_byte()},
+                              {"max_length", a.seq_len}};
+  }
+  if (!a.tasks.empty()) {
     std::optional<int64_t> bos = cfg.bos_token_id;
     if (!bos && tok) bos = tok->bos_id();
     out["tasks"] = nlohmann::json::array();
@@ -85,11 +106,15 @@ void run_eval(const EvalArgs& a) {
             for (int64_t id : *v)
               if (id < 0 || id >= cfg.vocab_size)
                 throw Error(task, "token id " + std::to_string(id) + " is outside the model's vocabulary");
-      auto r = evaluate_choices(model, items, a.batch_size, kv);
-      std::cout << fmt::format("task {}: {} ({}): {} items  acc {:.4f}  acc_norm {:.4f}\n", task, a.model, kind,
-                               r.items, r.acc(), r.acc_norm());
-      out["tasks"].push_back(
-          {{"task", task}, {"items", r.items}, {"acc", r.acc()}, {"acc_norm", r.acc_norm()}, {"logprobs", r.logprobs}});
+      auto r = evaluate_choices(model, items, a.batch_size, kv, a.seq_len);
+      std::cout << fmt::format("task {}: {} ({}): {} items  acc {:.4f}  acc_norm {:.4f}  acc_bytes {:.4f}\n", task,
+                               a.model, kind, r.items, r.acc(), r.acc_norm(), r.acc_bytes());
+      out["tasks"].push_back({{"task", task},
+                              {"items", r.items},
+                              {"acc", r.acc()},
+                              {"acc_norm", r.acc_norm()},
+                              {"acc_bytes", r.acc_bytes()},
+                              {"logprobs", r.logprobs}});
     }
   }
   if (!a.json.empty()) write_file_atomic(a.json, out.dump(1) + "\n");
@@ -102,9 +127,13 @@ void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   cmd->add_option("--model", a->model, "HF / supra / exported model folder, or llama2.c .bin")->required();
   cmd->add_option("--tokens", a->tokens, "token-shard folder (supra data prepare / sample): perplexity");
-  cmd->add_option("--task", a->tasks, "multiple-choice JSONL file (repeatable)");
+  cmd->add_option("--task", a->tasks, "multiple-choice JSONL file (repeatable; lm-evaluation-harness's scoring)");
+  cmd->add_option("--text", a->text,
+                  "JSONL of {\"text\": ...} documents: word/byte perplexity as lm-evaluation-harness's "
+                  "loglikelihood_rolling (windows of --seq-len)");
   cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json / tokenizer.model (default: the model's)");
-  cmd->add_option("--seq-len", a->seq_len, "predictions per window (longer documents: several windows)")
+  cmd->add_option("--seq-len", a->seq_len,
+                  "predictions per window (longer documents: several windows); for tasks, lm-eval's max_length")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "windows / choices per forward")

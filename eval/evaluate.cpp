@@ -33,6 +33,23 @@ int64_t utf8_chars(const std::string& s) {
   return n;
 }
 
+// len(re.split(r"\s+", text)): one more piece than there are runs of whitespace (ASCII whitespace and the
+// information separators \x1c-\x1f, which Python's \s also matches).
+int64_t whitespace_pieces(const std::string& s) {
+  auto space = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); };
+  int64_t runs = 0;
+  for (size_t i = 0; i < s.size(); ++i)
+    if (space(s[i]) && (i == 0 || !space(s[i - 1]))) ++runs;
+  return runs + 1;
+}
+
+// The prefix token of lm-evaluation-harness's HF backend for an empty context or a document's first window.
+int64_t prefix_token(const Tokenizer& tok, const std::string& where) {
+  if (auto id = tok.bos_id()) return *id;
+  if (auto id = tok.eos_id()) return *id;
+  throw Error(where, "the tokenizer has neither BOS nor EOS to condition the first token on");
+}
+
 }  // namespace
 
 torch::Tensor next_token_logprobs(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& real,
@@ -54,6 +71,89 @@ torch::Tensor next_token_logprobs(CausalLM& model, const torch::Tensor& ids, con
   auto target = x.narrow(1, 1, T - 1).unsqueeze(-1);
   auto lp = (logits.gather(-1, target).squeeze(-1) - logits.logsumexp(-1)).to(torch::kDouble);
   return lp.masked_fill(m.narrow(1, 1, T - 1).logical_not(), 0.0).cpu();
+}
+
+double RollingResult::total() const {
+  double s = 0;
+  for (double x : loglikelihood) s += x;
+  return s;
+}
+
+RollingResult evaluate_rolling(CausalLM& model, const Tokenizer& tok, const std::vector<std::string>& docs, int64_t L,
+                               int64_t batch_size, const KvCacheOptions& kv) {
+  TORCH_CHECK(L >= 1 && batch_size >= 1, "evaluate_rolling: bad options");
+  RollingResult r;
+  r.loglikelihood.assign(docs.size(), 0.0);
+  struct Window {
+    size_t doc;
+    std::vector<int64_t> ids;  // conditioning tokens, then the n scored ones
+    int64_t scored;
+  };
+  std::vector<Window> windows;
+  auto flush = [&] {
+    if (windows.empty()) return;
+    std::vector<std::vector<int64_t>> rows;
+    for (const auto& w : windows) rows.push_back(w.ids);
+    auto [ids, real] = pad_rows(rows);
+    auto lp = next_token_logprobs(model, ids, real, kv);
+    for (size_t i = 0; i < windows.size(); ++i) {
+      const int64_t n = static_cast<int64_t>(windows[i].ids.size());
+      r.loglikelihood[windows[i].doc] +=
+          lp[static_cast<int64_t>(i)].narrow(0, n - 1 - windows[i].scored, windows[i].scored).sum().item<double>();
+    }
+    windows.clear();
+  };
+  for (size_t d = 0; d < docs.size(); ++d) {
+    std::vector<int64_t> t;
+    if (auto p = tok.encode_prefix()) t.push_back(*p);
+    const auto text = tok.encode(docs[d]);
+    t.insert(t.end(), text.begin(), text.end());
+    const int64_t n = static_cast<int64_t>(t.size());
+    r.tokens += n, r.words += whitespace_pieces(docs[d]), r.bytes += static_cast<int64_t>(docs[d].size());
+    if (n == 0) continue;
+    // get_rolling_token_windows(context_len=1) + make_disjoint_window: the first window predicts t[0, first) after
+    // the prefix token; each later one predicts the next min(L, rest) tokens after the L + 1 − that many before them.
+    const int64_t first = std::min(L, n);
+    std::vector<int64_t> w = {prefix_token(tok, "document " + std::to_string(d + 1))};
+    w.insert(w.end(), t.begin(), t.begin() + first);
+    windows.push_back({d, std::move(w), first});
+    for (int64_t done = first; done < n;) {
+      const int64_t p = std::min(n - done, L), end = done + p;
+      windows.push_back({d, std::vector<int64_t>(t.begin() + (end - L - 1), t.begin() + end), p});
+      done = end;
+    }
+    while (static_cast<int64_t>(windows.size()) >= batch_size) {
+      std::vector<Window> rest(windows.begin() + batch_size, windows.end());
+      windows.resize(static_cast<size_t>(batch_size));
+      flush();
+      windows = std::move(rest);
+    }
+  }
+  flush();
+  return r;
+}
+
+std::vector<std::string> read_text_documents(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw Error(file.string(), "cannot open the text file");
+  std::vector<std::string> docs;
+  std::string line;
+  for (int64_t ln = 1; std::getline(in, line); ++ln) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = file.string() + ":" + std::to_string(ln);
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (!j.is_object() || !j.contains("text") || !j.at("text").is_string())
+        throw Error(where, "expected {\"text\": \"...\"}");
+      docs.push_back(j.at("text").get<std::string>());
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(where, std::string("not valid JSON (") + e.what() + ")");
+    }
+  }
+  if (docs.empty()) throw Error(file.string(), "no documents");
+  return docs;
 }
 
 double PerplexityResult::perplexity() const { return std::exp(nll()); }
@@ -89,7 +189,7 @@ PerplexityResult evaluate_perplexity(CausalLM& model, const data::ShardedTokens&
 }
 
 ChoiceResult evaluate_choices(CausalLM& model, const std::vector<ChoiceItem>& items, int64_t batch_size,
-                              const KvCacheOptions& kv) {
+                              const KvCacheOptions& kv, int64_t max_length) {
   TORCH_CHECK(batch_size >= 1, "evaluate_choices: batch_size must be >= 1");
   struct Seq {
     size_t item, choice;
@@ -107,6 +207,8 @@ ChoiceResult evaluate_choices(CausalLM& model, const std::vector<ChoiceItem>& it
       const auto& ch = items[seqs[s].item].choices[seqs[s].choice];
       std::vector<int64_t> row = ch.context;
       row.insert(row.end(), ch.continuation.begin(), ch.continuation.end());
+      if (max_length > 0 && static_cast<int64_t>(row.size()) > max_length + 1)  // lm-eval: the last max_length + 1
+        row.erase(row.begin(), row.end() - (max_length + 1));
       if (row.size() < 2) row.resize(2, 0);  // guarded by read_choice_task; keeps the shapes valid
       rows.push_back(std::move(row));
     }
@@ -114,7 +216,9 @@ ChoiceResult evaluate_choices(CausalLM& model, const std::vector<ChoiceItem>& it
     auto lp = next_token_logprobs(model, ids, real, kv);
     for (size_t s = first; s < first + n; ++s) {
       const auto& ch = items[seqs[s].item].choices[seqs[s].choice];
-      const int64_t from = static_cast<int64_t>(ch.context.size()) - 1;  // prediction of the first continuation token
+      const int64_t len = static_cast<int64_t>(rows[s - first].size());
+      const int64_t from =
+          len - 1 - static_cast<int64_t>(ch.continuation.size());  // predicts the first continuation token
       r.logprobs[seqs[s].item][seqs[s].choice] = lp[static_cast<int64_t>(s - first)]
                                                      .narrow(0, from, static_cast<int64_t>(ch.continuation.size()))
                                                      .sum()
@@ -123,14 +227,17 @@ ChoiceResult evaluate_choices(CausalLM& model, const std::vector<ChoiceItem>& it
   }
   for (size_t i = 0; i < items.size(); ++i) {
     const auto& lps = r.logprobs[i];
-    size_t best = 0, best_norm = 0;
+    const auto& ch = items[i].choices;
+    size_t best = 0, best_norm = 0, best_bytes = 0;
     for (size_t c = 1; c < lps.size(); ++c) {
       if (lps[c] > lps[best]) best = c;
-      if (lps[c] / items[i].choices[c].chars > lps[best_norm] / items[i].choices[best_norm].chars) best_norm = c;
+      if (lps[c] / ch[c].chars > lps[best_norm] / ch[best_norm].chars) best_norm = c;
+      if (lps[c] / ch[c].bytes > lps[best_bytes] / ch[best_bytes].bytes) best_bytes = c;
     }
     ++r.items;
     r.correct += static_cast<int64_t>(best) == items[i].gold;
     r.correct_norm += static_cast<int64_t>(best_norm) == items[i].gold;
+    r.correct_bytes += static_cast<int64_t>(best_bytes) == items[i].gold;
   }
   return r;
 }
@@ -154,41 +261,61 @@ std::vector<ChoiceItem> read_choice_task(const std::filesystem::path& file, cons
       if (bos) ids.insert(ids.begin(), *bos);
       return ids;
     };
-    // Text pairs are tokenized as lm-evaluation-harness does: trailing spaces of the context move to the
-    // continuation; the continuation's tokens are what encode(context + continuation) adds after encode(context).
-    auto text_choice = [&](std::string ctx, std::string cont) {
+    // Text pairs become lm-evaluation-harness's requests (HF backend, _encode_pair): the request is (context,
+    // delimiter + choice); trailing whitespace of the context moves to the continuation; context tokens =
+    // encode(context), continuation tokens = encode(context + continuation)[len(context tokens):], both with the
+    // tokenizer's default prefix; an empty context is the prefix token. `norm`: the text acc_norm measures.
+    auto encode = [&](const std::string& text) {
+      std::vector<int64_t> ids;
+      if (auto p = tok->encode_prefix()) ids.push_back(*p);
+      const auto body = tok->encode(text);
+      ids.insert(ids.end(), body.begin(), body.end());
+      return ids;
+    };
+    auto text_choice = [&](std::string ctx, std::string cont, const std::string& norm) {
       if (tok == nullptr)
         throw Error(where,
                     "text task but the model has no tokenizer (give ids: query_ids/choices_ids, or --tokenizer)");
-      const size_t keep = ctx.find_last_not_of(' ');
+      ChoiceItem::Choice c;
+      c.chars = static_cast<double>(utf8_chars(norm));
+      c.bytes = static_cast<double>(norm.size());
+      if (ctx.empty()) {
+        const int64_t prefix = prefix_token(*tok, where);
+        auto ids = tok->encode(cont);
+        const bool starts = !ids.empty() && ids.front() == prefix;
+        c.context = {prefix};
+        c.continuation.assign(ids.begin() + (starts ? 1 : 0), ids.end());
+        return c;
+      }
+      const size_t keep = ctx.find_last_not_of(" \t\n\r\f\v");
       const size_t cut = keep == std::string::npos ? 0 : keep + 1;
       cont = ctx.substr(cut) + cont;
       ctx.resize(cut);
-      auto whole = tok->encode(ctx + cont);
-      auto ctx_ids = tok->encode(ctx);
-      size_t common = 0;
-      while (common < ctx_ids.size() && common < whole.size() && ctx_ids[common] == whole[common]) ++common;
-      ChoiceItem::Choice c;
-      c.context = with_bos(std::vector<int64_t>(whole.begin(), whole.begin() + common));
-      c.continuation.assign(whole.begin() + common, whole.end());
-      c.chars = static_cast<double>(std::max<int64_t>(1, utf8_chars(cont)));
+      auto whole = encode(ctx + cont);
+      c.context = encode(ctx);
+      if (c.context.size() < whole.size()) c.continuation.assign(whole.begin() + c.context.size(), whole.end());
       return c;
     };
     auto ids_choice = [&](const std::vector<int64_t>& ctx, const std::vector<int64_t>& cont) {
       ChoiceItem::Choice c;
       c.context = with_bos(ctx);
       c.continuation = cont;
-      c.chars = static_cast<double>(std::max<size_t>(1, cont.size()));
+      c.chars = c.bytes = static_cast<double>(std::max<size_t>(1, cont.size()));
       return c;
     };
     ChoiceItem item;
     try {
+      const std::string delim = j.value("target_delimiter", std::string(" "));
       if (j.contains("query") && j.contains("choices")) {
-        for (const auto& ch : j.at("choices"))
-          item.choices.push_back(text_choice(j.at("query").get<std::string>(), ch.get<std::string>()));
+        for (const auto& ch : j.at("choices")) {
+          const std::string choice = ch.get<std::string>();
+          item.choices.push_back(text_choice(j.at("query").get<std::string>(), delim + choice, choice));
+        }
       } else if (j.contains("context_options") && j.contains("continuation")) {
-        for (const auto& cx : j.at("context_options"))
-          item.choices.push_back(text_choice(cx.get<std::string>(), j.at("continuation").get<std::string>()));
+        for (const auto& cx : j.at("context_options")) {
+          const std::string option = cx.get<std::string>();
+          item.choices.push_back(text_choice(option, delim + j.at("continuation").get<std::string>(), option));
+        }
       } else if (j.contains("query_ids") && j.contains("choices_ids")) {
         for (const auto& ch : j.at("choices_ids"))
           item.choices.push_back(

@@ -7,6 +7,8 @@
 # model at step 0 and both RNNs, with a loss plot. Installs what it needs first (idempotent), then works offline.
 # Usage: scripts/demo.sh [MODEL]   (MODEL: a llama2.c .bin or HF Llama/Mistral folder; default stories260K)
 #        SUPRA_DEMO_STEPS=N: N optimizer steps per arm (default: the configs' 300; the recipe splits them 1:2)
+#        SUPRA_DEMO_DOCS=N training documents sampled from the teacher (default 4096: ~0.93M tokens, so that the
+#        1.2M-token budget reads them ~1.3 times; the held-out set is always the same 64 documents)
 #        SUPRA_BIN=path: use this supra binary instead of building one (the CI's shortened run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +31,10 @@ echo "== the pretrained model"
 "$SUPRA" info --model "$MODEL"
 
 echo "== training text and a held-out set: documents sampled from the teacher itself"
-if [ ! -f "$OUT/data/manifest.json" ]; then
+if [ ! -f "$OUT/data/manifest.json" ] || [ "$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['num_docs'])" "$OUT/data/manifest.json" 2>/dev/null)" != "${SUPRA_DEMO_DOCS:-4096}" ]; then
   rm -rf "$OUT/data"
   mkdir -p "$OUT"
-  "$SUPRA" data sample --model "$MODEL" --out "$OUT/data" --docs 512 --max-tokens 256 --seed 1
+  "$SUPRA" data sample --model "$MODEL" --out "$OUT/data" --docs "${SUPRA_DEMO_DOCS:-4096}" --max-tokens 256 --seed 1
 fi
 if [ ! -f "$OUT/heldout/manifest.json" ]; then
   rm -rf "$OUT/heldout"

@@ -112,7 +112,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   };
   const auto bos = special("bos_token", "bos_token_id", tok->own_bos());
   const auto eos = special("eos_token", "eos_token_id", tok->own_eos());
-  tok->set_special(bos, eos);
+  // What the library's default encode prepends: the file's own prefix (template / SentencePiece BOS), unless
+  // tokenizer_config.json says add_bos_token.
+  std::optional<int64_t> prefix = tok->own_bos();
+  if (tok_cfg.is_object() && tok_cfg.contains("add_bos_token") && tok_cfg.at("add_bos_token").is_boolean())
+    prefix = tok_cfg.at("add_bos_token").get<bool>() ? bos : std::nullopt;
+  tok->set_special(bos, eos, prefix);
   return tok;
 }
 

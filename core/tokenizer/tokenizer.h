@@ -24,6 +24,10 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
   virtual std::optional<int64_t> bos_id() const = 0;
   virtual std::optional<int64_t> eos_id() const = 0;
+  // The id that the Hugging Face library's default encode (add_special_tokens=True) puts before the text, if any:
+  // tokenizer.json's TemplateProcessing prefix, or a SentencePiece tokenizer.model's BOS (LlamaTokenizer);
+  // tokenizer_config.json's add_bos_token overrides either. lm-evaluation-harness conditions on it.
+  virtual std::optional<int64_t> encode_prefix() const = 0;
   virtual std::string name() const = 0;  // e.g. "sentencepiece:/path/tokenizer.model"
 };
 

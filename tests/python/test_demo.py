@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_produces_its_table(supra_bin, stories_bin, tmp_path):
-    env = dict(os.environ, SUPRA_BIN=supra_bin, SUPRA_DEMO_DIR=str(tmp_path / "demo"), SUPRA_DEMO_STEPS="24")
+    env = dict(os.environ, SUPRA_BIN=supra_bin, SUPRA_DEMO_DIR=str(tmp_path / "demo"), SUPRA_DEMO_STEPS="24", SUPRA_DEMO_DOCS="256")
     proc = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh"), str(stories_bin)], env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -262,3 +262,19 @@ TEST(Stages, RecipeResumedInsideItsSecondStageIsBitwiseIdentical) {
   split.resume = ResumeMode::kNone;
   EXPECT_THROW(run_stages(split, stages), supra::Error);
 }
+
+TEST(Trainer, DistillWithActivationCheckpointingFollowsThePlainForward) {
+  TempDir tmp;
+  make_fixture(tmp.path);
+  std::vector<double> plain, checkpointed;
+  for (bool ckpt : {false, true}) {
+    auto c = config(tmp.path, ckpt ? "ckpt" : "plain", Objective::kDistill);
+    c.activation_checkpointing = ckpt;
+    c.steps = 3;
+    Trainer t(c, "");
+    t.on_step = [&](int64_t, double loss) { (ckpt ? checkpointed : plain).push_back(loss); };
+    t.run();
+  }
+  ASSERT_EQ(plain.size(), 3u);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(plain[i], checkpointed[i], 1e-6 * std::abs(plain[i]));
+}
