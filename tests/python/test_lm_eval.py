@@ -1,7 +1,9 @@
 """lm-evaluation-harness on an exported SUPRA model, and `supra eval` scoring the same requests the same way.
 
 lm-eval (`lm_eval[hf]` 0.4.13 + accelerate) is installed from the package index into a cached venv that sees the
-main environment's torch and transformers (${SUPRA_VENV_CACHE:-~/.cache/supra/venvs}/lm-eval-0.4.13). The test writes
+main environment's torch and transformers (${SUPRA_VENV_CACHE:-~/.cache/supra/venvs}/lm-eval-0.4.13); with
+SUPRA_LM_EVAL_TRANSFORMERS=5.0.0 (a comma-separated list) also under those transformers versions, each in a venv of
+its own. The test writes
 a local multiple-choice task and a loglikelihood_rolling task (YAML + JSONL), runs
 `lm_eval --model hf --model_args pretrained=EXPORT,trust_remote_code=True,dtype=float32,max_length=16 …
 --log_samples`, and asserts that every per-choice / per-document log-likelihood equals `supra eval --json` to 1e-4
@@ -34,14 +36,21 @@ VERSIONS = ["installed"] + [v for v in os.environ.get("SUPRA_LM_EVAL_TRANSFORMER
 @pytest.fixture(scope="module", params=VERSIONS)
 def lm_eval_python(request) -> Path:
     root = Path(os.environ.get("SUPRA_VENV_CACHE", Path.home() / ".cache" / "supra" / "venvs")).expanduser()
-    packages = [LM_EVAL, "accelerate"] + ([] if request.param == "installed" else [f"transformers=={request.param}"])
-    venv = root / ("lm-eval-0.4.13" + ("" if request.param == "installed" else f"-transformers-{request.param}"))
+    import importlib.metadata
+
+    # The installed transformers: a venv over the main environment. Another version: a venv of its own (no system
+    # site packages, whose newer optional packages an older transformers may not import), with the same torch.
+    own = request.param != "installed"
+    packages = [LM_EVAL, "accelerate"] + ([f"transformers=={request.param}", "torch==" +
+                                          importlib.metadata.version("torch").split("+")[0]] if own else [])
+    venv = root / ("lm-eval-0.4.13" + (f"-transformers-{request.param}" if own else ""))
     marker = venv / "supra-venv.json"
     python = venv / "bin" / "python"
     if not marker.exists():
         shutil.rmtree(venv, ignore_errors=True)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", *([] if own else ["--system-site-packages"]), str(venv)],
+                       check=True)
         proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
                               capture_output=True, text=True, timeout=1200)
         if proc.returncode != 0:  # reported, not skipped: the documented path must work
