@@ -58,7 +58,12 @@ void run_eval(const EvalArgs& a) {
     PerplexityOptions o;
     o.seq_len = a.seq_len, o.batch_size = a.batch_size, o.first_doc = a.first_doc, o.max_docs = a.max_docs;
     o.max_tokens = a.max_tokens, o.kv = kv;
+    if (a.first_doc >= data.num_docs())
+      throw Error("--first-doc", std::to_string(a.first_doc) + " is past the last document of " + a.tokens + " (" +
+                                     std::to_string(data.num_docs()) + " documents)");
     auto r = evaluate_perplexity(model, data, o);
+    if (r.tokens == 0)
+      throw Error(a.tokens, "the selected documents have no token to predict (each needs at least 2 tokens)");
     std::cout << fmt::format("{}: {} ({}) on {}: {} tokens in {} docs: nll {:.4f}  ppl {:.3f}  bits/token {:.4f}\n",
                              "perplexity", a.model, kind, a.tokens, r.tokens, r.docs, r.nll(), r.perplexity(),
                              r.bits_per_token());

@@ -418,6 +418,12 @@ ShardedTokens::ShardedTokens(const fs::path& dir, const Options& options) : mani
     check_file_size(*m->bin, s.bin_bytes, "token file");
     read_idx_header(*m->idx, s, manifest_.dtype);
     m->doc_ends = doc_ends_of(*m->idx);
+    // Every document end, not only the last: readers index tokens through them (8 bytes per document to read).
+    for (uint64_t j = 0, prev = 0; j < s.num_docs; prev = m->doc_ends[j++])
+      if (m->doc_ends[j] <= prev || m->doc_ends[j] > s.num_tokens)
+        throw Error(m->idx->path().string(), "document " + str(j) + " ends at " + str(m->doc_ends[j]) +
+                                                 ", not after the previous end " + str(prev) + " and within the " +
+                                                 str(s.num_tokens) + " tokens (corrupted index)");
     if (s.num_docs > 0 && m->doc_ends[s.num_docs - 1] != s.num_tokens)
       throw Error(m->idx->path().string(), "last document ends at " + str(m->doc_ends[s.num_docs - 1]) +
                                                ", not at the shard's " + str(s.num_tokens) + " tokens");

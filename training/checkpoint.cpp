@@ -53,6 +53,15 @@ std::optional<fs::path> CheckpointManager::latest() const {
   return folder;
 }
 
+nlohmann::json read_trainer_state(const fs::path& folder) {
+  const fs::path file = folder / "trainer_state.json";
+  try {
+    return nlohmann::json::parse(read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file.string(), std::string("malformed trainer state: ") + e.what());
+  }
+}
+
 fs::path resolve_run_checkpoint(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec) || fs::exists(dir / "config.json", ec)) return dir;
@@ -160,7 +169,7 @@ TrainState CheckpointManager::load(const fs::path& folder, CausalLM& model, Shar
   const fs::path state_file = folder / "trainer_state.json";
   nlohmann::json js;
   try {
-    js = nlohmann::json::parse(read_file(state_file));
+    js = read_trainer_state(folder);
     st.step = js.at("step").get<int64_t>();
     st.tokens_seen = js.at("tokens_seen").get<uint64_t>();
     st.nonfinite_streak = js.value("nonfinite_streak", int64_t{0});

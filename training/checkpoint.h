@@ -52,6 +52,10 @@ class CheckpointManager {
   std::shared_ptr<Communicator> comm_;
 };
 
+// <folder>/trainer_state.json parsed (step, tokens_seen, loader, config, …); supra::Error naming the file when it
+// is unreadable or not JSON.
+nlohmann::json read_trainer_state(const std::filesystem::path& folder);
+
 // A training run folder or its checkpoints/ folder -> the checkpoint `latest` points to; any other path as is (so
 // that model.path / --checkpoint may name a run).
 std::filesystem::path resolve_run_checkpoint(const std::filesystem::path& path);

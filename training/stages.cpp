@@ -24,8 +24,12 @@ std::optional<SavedStage> saved_stage(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir / "checkpoints" / "latest", ec)) return std::nullopt;
   const auto latest = CheckpointManager(dir, 1).latest();
-  const auto state = nlohmann::json::parse(read_file(*latest / "trainer_state.json"));
-  return SavedStage{state.at("step").get<int64_t>(), TrainConfig::from_json(state.at("config"))};
+  const auto state = read_trainer_state(*latest);
+  try {
+    return SavedStage{state.at("step").get<int64_t>(), TrainConfig::from_json(state.at("config"))};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error((*latest / "trainer_state.json").string(), std::string("malformed trainer state: ") + e.what());
+  }
 }
 
 // A teacher must be a pretrained softmax model (read from its config alone: no weights are loaded here).

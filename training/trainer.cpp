@@ -230,7 +230,9 @@ void Trainer::open_run_folder() {
   if (latest && cfg_.resume == ResumeMode::kNone)
     throw Error(cfg_.out_dir, "already holds checkpoints; resume with --run.resume auto or choose another run.out_dir");
   if (latest) {
-    nlohmann::json saved = nlohmann::json::parse(read_file(*latest / "trainer_state.json"));
+    const nlohmann::json saved = read_trainer_state(*latest);
+    if (!saved.is_object() || !saved.contains("config"))
+      throw Error((*latest / "trainer_state.json").string(), "malformed trainer state: no \"config\"");
     const std::string why = cfg_.resume_incompatibility(TrainConfig::from_json(saved.at("config")));
     if (!why.empty()) throw Error((*latest).string(), "cannot resume with this config: " + why);
     state_ = checkpoints_->load(*latest, model_, *optimizer_);
@@ -402,8 +404,9 @@ TrainResult Trainer::run() {
   const bool lead = comm_->rank() == 0;
   std::optional<MetricsLog> metrics_log;
   if (lead)
-    metrics_log.emplace(fs::path(cfg_.out_dir) / "metrics.jsonl",
-                        resumed_ ? std::optional<int64_t>(state_.step) : std::nullopt);
+    // A resumed run keeps the rows up to its checkpoint's step; a fresh one owns the file (rows a killed attempt
+    // wrote before its first checkpoint are dropped).
+    metrics_log.emplace(fs::path(cfg_.out_dir) / "metrics.jsonl", resumed_ ? state_.step : int64_t{-1});
   auto write_metrics = [&](const nlohmann::json& j) {
     if (metrics_log) metrics_log->write(j);
   };
@@ -421,10 +424,12 @@ TrainResult Trainer::run() {
   if (state_.step == 0 && cfg_.eval_batches > 0) run_eval();  // the converted-at-step-0 value
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = state_.step;
+  int64_t updated = 0;  // steps of this process that changed the weights
   while (state_.step < cfg_.steps) {
     const double lr = schedule.at(state_.step);
     const StepResult r = train_step(loader_->next_batch(), lr);  // this rank's rows of the global batch
     result.last_loss = r.loss;
+    updated += !r.skipped;
     if (on_step) on_step(state_.step, r.loss);
 
     // Progress and metrics.
@@ -477,6 +482,9 @@ TrainResult Trainer::run() {
       break;
     }
   }
+  if (state_.step > first_step && updated == 0)
+    throw Error(cfg_.out_dir, "every step of this run (" + std::to_string(state_.step - first_step) +
+                                  ") was non-finite and skipped: nothing was trained");
   if (!result.stopped_by_signal && cfg_.eval_batches > 0) run_eval();
   if (comm_->size() > 1)
     spdlog::info(

@@ -170,6 +170,14 @@ nlohmann::json model_config_json(const ModelConfig& config) {
 CausalLM build_model(const StoredModel& ck, const std::string& source, torch::Dtype dtype, torch::Device device) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16)
     throw Error(source, "model dtype must be float32 or bfloat16");
+  // Before allocating anything: a config.json whose sizes the tensors come nowhere near backing (vocab_size 1e12,
+  // …) is refused here, not by an allocation failure; load_weights then checks every tensor's presence and shape.
+  int64_t stored = 0;
+  for (const auto& [name, t] : ck.tensors) stored += t.numel();
+  if (ck.config.parameter_count() > 4 * stored + (int64_t{1} << 20))  // far beyond: missing tensors are named below
+    throw Error(source, "config.json describes " + std::to_string(ck.config.parameter_count()) +
+                            " parameters but the checkpoint holds " + std::to_string(stored) +
+                            " values: its sizes (vocab_size, hidden_size, …) do not match the weights");
   CausalLM model(ck.config);
   load_weights(model, ck.tensors, source);
   model->to(device, dtype);

@@ -197,15 +197,22 @@ ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
 }
 
 void ModelConfig::validate(const std::string& source) const {
-  auto positive = [&](int64_t v, const char* name) {
+  // Positive, and small enough that sizes and parameter counts stay far from int64 overflow (real models are
+  // orders of magnitude below these bounds).
+  auto positive = [&](int64_t v, const char* name, int64_t most = int64_t{1} << 20) {
     if (v <= 0) throw Error(source, std::string(name) + " must be positive, got " + std::to_string(v));
+    if (v > most)
+      throw Error(source, std::string(name) + " " + std::to_string(v) + " is larger than supported (" +
+                              std::to_string(most) + ")");
   };
-  positive(vocab_size, "vocab_size");
+  positive(vocab_size, "vocab_size", int64_t{1} << 32);
   positive(hidden_size, "hidden_size");
   positive(intermediate_size, "intermediate_size");
-  positive(num_hidden_layers, "num_hidden_layers");
+  positive(num_hidden_layers, "num_hidden_layers", int64_t{1} << 16);
   positive(num_key_value_heads, "num_key_value_heads");
   positive(head_dim, "head_dim");
+  positive(num_attention_heads, "num_attention_heads");
+  positive(num_attention_heads * head_dim, "num_attention_heads × head_dim");
   if (head_dim % 2 != 0) throw Error(source, "head_dim must be even for RoPE, got " + std::to_string(head_dim));
   if (num_attention_heads % num_key_value_heads != 0)
     throw Error(source, "num_attention_heads (" + std::to_string(num_attention_heads) +

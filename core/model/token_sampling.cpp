@@ -19,8 +19,12 @@ torch::Tensor sample_next(torch::Tensor logits, const SamplingOptions& o,
       row.index_put_({seen}, torch::where(l > 0, l / o.repetition_penalty, l * o.repetition_penalty));
     }
   }
+  // Extreme penalties overflow to ±inf: keep every logit finite so that nothing below turns into NaN.
+  logits = logits.clamp(std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max());
   if (o.temperature <= 0) return logits.argmax(-1);
-  logits = logits / o.temperature;
+  // softmax((l − max) / T) = softmax(l / T), and it stays defined for a temperature so small that l / T overflows:
+  // the best token gets 0, the others −inf (greedy in the limit).
+  logits = (logits - std::get<0>(logits.max(-1, /*keepdim=*/true))) / o.temperature;
   if (o.top_k > 0 && o.top_k < V) {
     auto kth = std::get<0>(logits.topk(o.top_k, -1)).select(-1, o.top_k - 1).unsqueeze(-1);
     logits = logits.masked_fill(logits < kth, kNegInf);
@@ -30,6 +34,7 @@ torch::Tensor sample_next(torch::Tensor logits, const SamplingOptions& o,
     auto probs = torch::softmax(sorted, -1);
     // Drop a token when the tokens ranked before it already hold top_p of the mass (the first always stays).
     auto drop = (probs.cumsum(-1) - probs) >= o.top_p;
+    drop.select(-1, 0).fill_(false);  // top_p = 0 keeps only the most likely token (greedy)
     logits = logits.scatter(-1, order, sorted.masked_fill(drop, kNegInf));
   }
   return torch::multinomial(torch::softmax(logits, -1), 1, /*replacement=*/true, gen).squeeze(-1);

@@ -192,3 +192,88 @@ def test_truncated_llama2c_bin(run_supra, tmp_path):
     f.write_bytes(struct.pack("<7i", 8, 16, 1, 2, 2, 32, 16) + b"\0" * 400)
     proc = logits(run_supra, f, tmp_path)
     assert_one_line_error(proc, "short.bin")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Regressions of issue 18 (crashes and misleading successes found by a hostile-input pass)
+
+
+def test_absurd_config_size_is_refused_before_allocating(run_supra, model_copy, tmp_path):
+    m = model_copy()
+    edit_config(m, vocab_size=10**12)
+    assert_one_line_error(logits(run_supra, m, tmp_path), "vocab_size", str(m))
+    edit_config(m, hidden_size=4096, intermediate_size=16384)  # in range, far beyond what the tensors hold
+    assert_one_line_error(logits(run_supra, m, tmp_path), "parameters", str(m))
+
+
+@pytest.fixture
+def tiny_data(run_supra, stories_bin, tmp_path) -> Path:
+    out = tmp_path / "data"
+    proc = run_supra("data", "sample", "--model", stories_bin, "--out", out, "--docs", "6", "--max-tokens", "40",
+                     "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_decreasing_document_ends_in_an_index_are_refused(run_supra, stories_bin, tiny_data, tmp_path):
+    idx = next(tiny_data.glob("*.idx"))
+    raw = bytearray(idx.read_bytes())
+    ends = list(struct.unpack_from(f"<{(len(raw) - 32) // 8}Q", raw, 32))
+    assert len(ends) >= 3
+    ends[1], ends[0] = ends[0], ends[1]  # decreasing, last end still right
+    struct.pack_into(f"<{len(ends)}Q", raw, 32, *ends)
+    idx.write_bytes(bytes(raw))
+    # The manifest's checksum would catch it in `data check`; every reader must refuse it on open as well.
+    proc = run_supra("eval", "--model", stories_bin, "--tokens", tiny_data, "--device", "cpu")
+    assert_one_line_error(proc, str(idx), "corrupted index")
+
+
+def test_eval_past_the_last_document_is_an_error(run_supra, stories_bin, tiny_data, tmp_path):
+    js = tmp_path / "out.json"
+    proc = run_supra("eval", "--model", stories_bin, "--tokens", tiny_data, "--first-doc", "1000", "--device", "cpu",
+                     "--json", js)
+    assert_one_line_error(proc, "--first-doc")
+    assert not js.exists(), "no result file for an empty selection"
+
+
+@pytest.mark.parametrize("flags", [["--top-p", "0"], ["--temperature", "1e-45"], ["--repetition-penalty", "1e-300"],
+                                   ["--repetition-penalty", "1e300"]],
+                         ids=["top_p_0", "tiny_temperature", "tiny_penalty", "huge_penalty"])
+def test_degenerate_sampling_options_are_defined(run_supra, stories_bin, flags):
+    """top_p 0 keeps the most likely token; an underflowing temperature is greedy; extreme repetition penalties
+    stay finite — no NaN probabilities, no crash."""
+    proc = run_supra("generate", "--model", stories_bin, "--ids", "1,5,9", "--max-new-tokens", "6", "--seed", "0",
+                     "--device", "cpu", *flags)
+    assert proc.returncode == 0, proc.stderr
+    greedy = run_supra("generate", "--model", stories_bin, "--ids", "1,5,9", "--max-new-tokens", "6",
+                       "--temperature", "0", "--device", "cpu")
+    if flags[0] in ("--top-p", "--temperature"):
+        assert proc.stdout.split()[-6:] == greedy.stdout.split()[-6:]
+
+
+def test_corrupt_trainer_state_on_resume_is_one_line_error(run_supra, stories_bin, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--model.path", stories_bin, "--data.dir", tiny_data, "--data.seq_len", "16",
+            "--data.eval_samples", "2", "--train.global_batch", "2", "--train.micro_batch", "2",
+            "--train.device", "cpu", "--run.out_dir", out]
+    assert run_supra(*args, "--train.steps", "2").returncode == 0
+    latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    (latest / "trainer_state.json").write_text("{not json")
+    proc = run_supra(*args, "--run.resume", "auto", "--train.steps", "3")
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]  # train also logs progress
+    assert proc.returncode == 2 and len(errors) == 1 and "trainer_state.json" in errors[0], proc.stderr
+
+
+def test_fresh_run_owns_its_metrics_file(run_supra, stories_bin, tiny_data, tmp_path):
+    """A run killed before its first checkpoint leaves rows; the restart (nothing to resume) does not append to
+    them."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n{"step": 2, "loss": 8.0}\n')
+    proc = run_supra("train", "--model.path", stories_bin, "--data.dir", tiny_data, "--data.seq_len", "16",
+                     "--data.eval_samples", "2", "--train.steps", "2", "--train.global_batch", "2",
+                     "--train.micro_batch", "2", "--train.device", "cpu", "--run.out_dir", out)
+    assert proc.returncode == 0, proc.stderr
+    steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert steps == [1, 2]
+    assert all(json.loads(l).get("loss") != 9.0 for l in (out / "metrics.jsonl").read_text().splitlines())

@@ -249,6 +249,21 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRun) {
   for (const auto& [name, t] : w) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
 }
 
+TEST(Trainer, ARunWhoseStepsWereAllSkippedIsAnError) {
+  TempDir tmp;
+  make_fixture(tmp.path);
+  auto c = base_config(tmp.path, "allnan");
+  c.steps = 2;  // fewer than max_nonfinite: the streak alone would not stop it
+  Trainer t(c, "");
+  t.inject_nonfinite = [](int64_t) { return true; };
+  try {
+    t.run();
+    FAIL() << "a run that trained nothing must not succeed";
+  } catch (const supra::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing was trained"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, DiskFullDuringSaveKeepsThePreviousCheckpoint) {
   TempDir tmp;
   make_fixture(tmp.path);
