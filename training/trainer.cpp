@@ -169,7 +169,12 @@ void Trainer::build_teacher() {
 void Trainer::select_trainable() {
   std::vector<std::string> patterns = trainable_patterns(cfg_.trainable);
   if (patterns.empty() && cfg_.objective == Objective::kAttention) patterns = {"feature_map", "o_proj"};
-  if (patterns.empty() || (patterns.size() == 1 && patterns[0] == "all")) return;
+  const bool all = patterns.size() == 1 && patterns[0] == "all";
+  if (all && cfg_.objective == Objective::kAttention)
+    throw Error("config",
+                "train.trainable = all with train.objective = attention: only self_attn parameters get "
+                "gradients from that objective (name them, e.g. \"self_attn\")");
+  if (patterns.empty() || all) return;
   int64_t trained = 0, total = 0;
   std::vector<bool> used(patterns.size(), false);
   for (auto& item : model_->named_parameters()) {

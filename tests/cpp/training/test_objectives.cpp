@@ -178,6 +178,8 @@ TEST(Trainer, TrainableNamesAreChecked) {
   auto c = config(tmp.path, "bad", Objective::kAttention);
   c.trainable = "mlp";
   EXPECT_THROW(Trainer(c, "").run(), supra::Error);  // outside the attention blocks
+  c.trainable = "all";
+  EXPECT_THROW(Trainer(c, "").run(), supra::Error);  // the MLPs would get no gradient
   c.objective = Objective::kDistill;
   c.trainable = "no_such_parameter";
   EXPECT_THROW(Trainer(c, "").run(), supra::Error);
