@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <regex>
 #include <type_traits>
 
@@ -39,6 +41,19 @@ void add_key(CLI::App& cmd, T& member, const std::string& key, const std::string
       for (const auto& [n, v] : training::enum_names<T>())
         if (n == *text) member = v;
     });
+  } else if constexpr (std::is_integral_v<T>) {
+    // Integers exactly as written: "1e20", "2.5" or out-of-range values are refused, never rounded or clamped.
+    cmd.add_option(flag, member, help)
+        ->capture_default_str()
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+              T v{};
+              const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+              if (ec == std::errc() && end == text.data() + text.size()) return "";
+              return "'" + text + "' is not an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+                     std::to_string(std::numeric_limits<T>::max()) + "]";
+            },
+            "INTEGER"));
   } else {
     cmd.add_option(flag, member, help)->capture_default_str();
   }

@@ -157,8 +157,14 @@ fs::path CheckpointManager::save(CausalLM& model, ShardedAdamW& optimizer, const
             e.filename().string().find(".tmp") == std::string::npos)
           done.push_back(e);
       std::sort(done.begin(), done.end());
-      for (size_t i = 0; i + keep_last_ < done.size(); ++i)
-        if (done[i] != final_dir) remove_tree(done[i]);
+      // Crash-safe: a pruned folder first gets a ".tmp" name (atomic rename), so a kill mid-deletion never leaves
+      // a half-deleted folder under a checkpoint's name; remove_partial() finishes it on the next start.
+      for (size_t i = 0; i + keep_last_ < done.size(); ++i) {
+        if (done[i] == final_dir) continue;
+        const fs::path tomb = dir() / (done[i].filename().string() + ".tmp-pruned");
+        fs::rename(done[i], tomb, ec);
+        remove_tree(ec ? done[i] : tomb);
+      }
     });
   agree("publishing the checkpoint");
   return final_dir;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +95,25 @@ int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
   return 0;  // keep going: remove as much as possible
 }
 }  // namespace
+
+int remove_stale_siblings(const std::filesystem::path& path) {
+  const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const std::string name = path.filename().string();
+  int removed = 0;
+  for (const auto& e : list_directory(parent)) {
+    const std::string n = e.filename().string();
+    for (const char* tag : {".tmp-", ".old-"}) {
+      const std::string prefix = name + tag;
+      if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string pid = n.substr(prefix.size());
+      if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+      const pid_t p = static_cast<pid_t>(std::stol(pid));
+      if (p == ::getpid() || ::kill(p, 0) == 0 || errno != ESRCH) continue;  // ours, or still alive
+      removed += remove_tree(e) ? 1 : 0;
+    }
+  }
+  return removed;
+}
 
 bool remove_tree(const std::filesystem::path& path) {
   struct stat st;

@@ -48,6 +48,10 @@ std::string read_file(const std::filesystem::path& path);  // throws supra::Erro
 // docs/benchmarks.md, 2026-11-22). supra's file handling therefore depends only on POSIX calls.
 bool remove_tree(const std::filesystem::path& path);
 
+// Removes what killed writers of `path` left beside it: `<name>.tmp-<pid>` / `<name>.old-<pid>` entries of its
+// folder whose process no longer runs (a live process may still be writing its own). Returns how many.
+int remove_stale_siblings(const std::filesystem::path& path);
+
 // The entries of a folder (names joined to `dir`), sorted; empty when it cannot be read. POSIX readdir, for the
 // same reason.
 std::vector<std::filesystem::path> list_directory(const std::filesystem::path& dir);

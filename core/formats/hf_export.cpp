@@ -156,6 +156,7 @@ ExportResult export_hf_folder(const StoredModel& ck, const std::string& source, 
 
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec)) throw Error(out.string(), "parent folder does not exist");
+  remove_stale_siblings(out);  // an earlier export killed mid-way (its .tmp-/.old- copies)
   const std::string pid = std::to_string(::getpid());
   const fs::path tmp = parent / (out.filename().string() + ".tmp-" + pid);
   const fs::path old = parent / (out.filename().string() + ".old-" + pid);

@@ -192,6 +192,7 @@ void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& com
     throw Error(out.string(), "already exists and is not empty; refusing to overwrite it");
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec)) throw Error(out.string(), "parent folder does not exist");
+  remove_stale_siblings(out);
   const fs::path tmp = parent / (out.filename().string() + ".tmp-" + std::to_string(::getpid()));
   remove_tree(tmp);
   fs::create_directory(tmp, ec);

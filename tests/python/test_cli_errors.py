@@ -277,3 +277,42 @@ def test_fresh_run_owns_its_metrics_file(run_supra, stories_bin, tiny_data, tmp_
     steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
     assert steps == [1, 2]
     assert all(json.loads(l).get("loss") != 9.0 for l in (out / "metrics.jsonl").read_text().splitlines())
+
+
+def test_export_cleans_what_a_killed_export_left(run_supra, model_copy, tmp_path):
+    conv = tmp_path / "conv"
+    assert run_supra("convert", "--model", model_copy(), "--out", conv).returncode == 0
+    out = tmp_path / "out"
+    dead = 9999999  # above Linux's largest possible pid (2^22): no such process
+    for tag in ("tmp", "old"):
+        (tmp_path / f"out.{tag}-{dead}").mkdir()
+        (tmp_path / f"out.{tag}-{dead}" / "model.safetensors").write_bytes(b"x" * 1000)
+    proc = run_supra("export", "--checkpoint", conv, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
+
+
+def test_pruned_checkpoints_are_renamed_before_deletion(run_supra, stories_bin, tiny_data, tmp_path):
+    """Pruning renames a checkpoint to `….tmp-pruned` before deleting it, and a leftover tombstone (a kill during
+    the deletion) is removed on the next start, never taken for a checkpoint."""
+    out = tmp_path / "run"
+    args = ["train", "--model.path", stories_bin, "--data.dir", tiny_data, "--data.seq_len", "16",
+            "--data.eval_samples", "2", "--train.global_batch", "2", "--train.micro_batch", "2",
+            "--train.device", "cpu", "--run.out_dir", out, "--run.save_every", "1", "--run.keep_last", "1"]
+    assert run_supra(*args, "--train.steps", "3").returncode == 0
+    ck = out / "checkpoints"
+    assert sorted(p.name for p in ck.iterdir()) == ["latest", "step_00000003"]
+    (ck / "step_00000002.tmp-pruned").mkdir()  # as a kill mid-deletion leaves it
+    proc = run_supra(*args, "--train.steps", "4", "--run.resume", "auto")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in ck.iterdir()) == ["latest", "step_00000004"]
+
+
+@pytest.mark.parametrize("value", ["1e20", "2.5", "99999999999999999999", "-1x"])
+def test_integer_settings_are_parsed_exactly(run_supra, value, tmp_path):
+    proc = run_supra("train", "--model.path", "m", "--data.dir", "d", "--train.steps", value, "--print-config")
+    assert_one_line_error(proc, "train.steps", value)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[train]\nsteps = {value if value != '-1x' else repr(value)}\n")
+    proc = run_supra("train", "--config", cfg, "--model.path", "m", "--data.dir", "d", "--print-config")
+    assert proc.returncode == 2 and "steps" in proc.stderr, proc.stderr
