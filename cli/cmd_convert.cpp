@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/base/error.h"
+#include "core/base/files.h"
 #include "core/formats/model_io.h"
 #include "core/supra/convert.h"
 
@@ -20,10 +21,8 @@ struct ConvertArgs {
 
 void run_convert(const ConvertArgs& a) {
   namespace fs = std::filesystem;
-  std::error_code ec;
   // Fail up front, before any work, on what would make the output impossible.
-  if (fs::exists(a.out, ec) && !(fs::is_directory(a.out, ec) && fs::is_empty(a.out, ec)))
-    throw Error(a.out, "already exists and is not empty; refusing to overwrite it");
+  refuse_existing_output(a.out);
   SupraSettings settings;
   settings.decay = parse_decay(a.decay);
   settings.qk_norm = a.qk_norm;

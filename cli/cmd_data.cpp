@@ -18,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "core/base/error.h"
+#include "core/base/files.h"
 #include "core/formats/model_io.h"
 #include "core/formats/safetensors.h"
 #include "data/loader.h"
@@ -186,16 +187,17 @@ struct BatchesArgs {
 };
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path, "cannot open");
+  const std::string text = read_file(path);
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw Error(path, std::string("invalid JSON: ") + e.what());
   }
 }
 
 void run_batches(const BatchesArgs& a) {
+  if (a.opts.rank >= a.opts.world_size)
+    throw Error("--rank", std::to_string(a.opts.rank) + " is not below --world-size " + std::to_string(a.opts.world_size));
   auto d = std::make_shared<const data::ShardedTokens>(a.dir);
   if (!a.model.empty()) data::check_compatible(d->manifest(), a.model);
   data::TokenLoader loader(d, a.opts);
@@ -246,6 +248,7 @@ struct SampleArgs {
 };
 
 void run_sample(const SampleArgs& a) {
+  refuse_existing_output(a.out);
   torch::NoGradGuard no_grad;
   CausalLM model = load_model(a.model);
   const ModelConfig& cfg = model->config();
@@ -327,16 +330,23 @@ void add_data(CLI::App& app) {
     auto a = std::make_shared<BatchesArgs>();
     cmd->add_option("dir", a->dir, "data folder")->required();
     cmd->add_option("--out", a->out, "output .safetensors (tokens, doc_start, samples, steps, epochs)")->required();
-    cmd->add_option("--seq-len", a->opts.seq_len, "T: rows hold T+1 tokens")->capture_default_str();
-    cmd->add_option("--global-batch", a->opts.global_batch, "rows per step over all ranks")->capture_default_str();
-    cmd->add_option("--world-size", a->opts.world_size, "number of ranks")->capture_default_str();
-    cmd->add_option("--rank", a->opts.rank, "this rank")->capture_default_str();
+    cmd->add_option("--seq-len", a->opts.seq_len, "T: rows hold T+1 tokens")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--global-batch", a->opts.global_batch, "rows per step over all ranks")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--world-size", a->opts.world_size, "number of ranks")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--rank", a->opts.rank, "this rank")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--seed", a->opts.seed, "shuffle seed")->capture_default_str();
     cmd->add_option("--eval-samples", a->opts.eval_samples, "held-out samples (-1: --eval-fraction)")
         ->capture_default_str();
     cmd->add_option("--eval-fraction", a->opts.eval_fraction, "held-out fraction of the samples")
-        ->capture_default_str();
-    cmd->add_option("--steps", a->steps, "training steps to run")->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--steps", a->steps, "training steps to run")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_flag("--eval", a->eval, "write the held-out split instead of training batches");
     cmd->add_option("--state-in", a->state_in, "resume from a loader state JSON file");
     cmd->add_option("--state-out", a->state_out, "write the loader state after the last step");

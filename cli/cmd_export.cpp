@@ -60,8 +60,7 @@ void run_export(const ExportArgs& a) {
   std::error_code ec;
   const fs::path out = a.out;
   // Fail before reading weights on what would make the output impossible.
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)) && !a.force)
-    throw Error(a.out, "already exists and is not empty; refusing to overwrite it (pass --force to replace it)");
+  if (!a.force) refuse_existing_output(out, "pass --force to replace it");
   if (!fs::exists(a.checkpoint, ec)) throw Error(a.checkpoint, "no such file or directory");
   const fs::path ckpt = training::resolve_run_checkpoint(a.checkpoint);
   if (fs::exists(out, ec) && fs::equivalent(out, ckpt, ec))

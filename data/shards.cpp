@@ -16,7 +16,7 @@
 #include "core/base/error.h"
 #include "core/base/files.h"
 #include "core/base/mapped_file.h"
-#include "core/formats/model_io.h"
+#include "core/formats/model_config_io.h"
 
 namespace supra::data {
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what supra needs (idempotent), builds it, and runs the whole test suite (GoogleTest + Python
-# cross-checks against HF transformers) through CTest. Usage: scripts/test.sh [extra ctest args]
+# cross-checks against HF transformers) through CTest, after a short fuzzing pass (scripts/fuzz.sh).
+# Usage: scripts/test.sh [extra ctest args]   (SUPRA_FUZZ_SECONDS: seconds per fuzz harness, 0 = skip; default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,4 +12,7 @@ source "$ROOT/scripts/install_deps.sh"   # apt + pip packages (idempotent)
 JOBS=${SUPRA_JOBS:-$(nproc)}
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$(command -v $PY)"
 cmake --build "$BUILD" -j "$JOBS"
+# A short fuzzing pass over the readers of untrusted files (scripts/fuzz.sh; SUPRA_FUZZ_SECONDS=0 skips it).
+FUZZ_SECONDS=${SUPRA_FUZZ_SECONDS:-60}
+if [ "$FUZZ_SECONDS" != 0 ]; then bash "$ROOT/scripts/fuzz.sh" "$FUZZ_SECONDS"; fi
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" "$@"

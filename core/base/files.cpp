@@ -80,11 +80,26 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
   write_file_atomic(path, content.data(), content.size());
 }
 
+bool output_exists(const std::filesystem::path& out) {
+  std::error_code ec;
+  return std::filesystem::exists(out, ec) &&
+         !(std::filesystem::is_directory(out, ec) && std::filesystem::is_empty(out, ec));
+}
+
+void refuse_existing_output(const std::filesystem::path& out, const std::string& hint) {
+  if (output_exists(out))
+    throw Error(out.string(),
+                "already exists and is not empty; refusing to overwrite it" + (hint.empty() ? "" : " (" + hint + ")"));
+}
+
 std::string read_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path.string(), "is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string(), "cannot open");
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) throw Error(path.string(), "read error");
   return ss.str();
 }
 

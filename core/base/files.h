@@ -41,6 +41,12 @@ void write_file_atomic(const std::filesystem::path& path, const void* data, size
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 std::string read_file(const std::filesystem::path& path);  // throws supra::Error
 
+// Refuses an output path that holds something (a file, or a non-empty folder): supra never writes into or over a
+// previous result unless asked to (`hint`, e.g. "pass --force to replace it", completes the message).
+void refuse_existing_output(const std::filesystem::path& out, const std::string& hint = "");
+// Whether `out` holds something (a file, or a non-empty folder).
+bool output_exists(const std::filesystem::path& out);
+
 // Removes a file or a folder tree (no-op when absent); returns false if something could not be removed. POSIX
 // nftw rather than std::filesystem::remove_all: on an H100 node (Ubuntu 24.04, GCC 13, torch 2.11+cu130) every
 // remove_all of a non-empty folder segfaulted inside processes linked with LibTorch, while the same call in a

@@ -23,11 +23,6 @@ constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model", 
 
 std::string dtype_name(torch::Dtype d) { return d == torch::kBFloat16 ? "bfloat16" : "float32"; }
 
-bool non_empty_entry(const fs::path& p) {
-  std::error_code ec;
-  return fs::exists(p, ec) && !(fs::is_directory(p, ec) && fs::is_empty(p, ec));
-}
-
 // The first folder that holds any tokenizer file.
 fs::path find_tokenizer_folder(const std::vector<fs::path>& sources) {
   std::error_code ec;
@@ -148,8 +143,7 @@ json export_generation_config(const ModelConfig& config, const json& base) {
 ExportResult export_hf_folder(const StoredModel& ck, const std::string& source, const fs::path& out,
                               const ExportOptions& o) {
   std::error_code ec;
-  if (non_empty_entry(out) && !o.force)
-    throw Error(out.string(), "already exists and is not empty; refusing to overwrite it (pass --force to replace it)");
+  if (!o.force) refuse_existing_output(out, "pass --force to replace it");
   if (o.max_shard_bytes == 0) throw Error("--max-shard-size", "must be at least one byte");
   const torch::Dtype dtype = o.dtype ? *o.dtype : (ck.stored_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat);
   const json config = export_config_json(ck.config, dtype, source);  // refuses non-SUPRA models first

@@ -8,7 +8,6 @@
 #include "core/base/files.h"
 #include "core/formats/openlm.h"
 #include "core/formats/safetensors.h"
-#include "core/supra/decay.h"
 
 namespace supra {
 namespace fs = std::filesystem;
@@ -127,19 +126,6 @@ StoredModel read_llama2c(const fs::path& path) {
   return ck;
 }
 
-ModelConfig read_model_config(const nlohmann::json& j, const std::string& source) {
-  ModelConfig c = ModelConfig::from_json(j, source);
-  check_log_gamma(j, c, source);
-  return c;
-}
-
-ModelConfig read_model_config(const fs::path& config_json) {
-  ModelConfig c = ModelConfig::from_file(config_json);  // reports unreadable / malformed files
-  check_log_gamma(nlohmann::json::parse(std::ifstream(config_json), nullptr, /*allow_exceptions=*/false), c,
-                  config_json.string());
-  return c;
-}
-
 StoredModel read_stored_model(const fs::path& path) {
   const std::string src = path.string();
   std::error_code ec;
@@ -150,6 +136,7 @@ StoredModel read_stored_model(const fs::path& path) {
   }
   const fs::path config_path = path / "config.json";
   if (!fs::exists(config_path, ec)) throw Error(src, "folder has no config.json");
+  if (fs::is_directory(config_path, ec)) throw Error(config_path.string(), "is a folder, not a JSON file");
   if (const nlohmann::json j = nlohmann::json::parse(std::ifstream(config_path), nullptr, /*allow_exceptions=*/false);
       is_openlm_config(j))
     return read_openlm(path, j);  // the OpenLM reference format (TRI-ML/mistral-supra)
@@ -159,12 +146,6 @@ StoredModel read_stored_model(const fs::path& path) {
   ck.tensors = load_safetensors_dir(path);
   ck.stored_dtype = ck.tensors.empty() ? "float32" : dtype_name(ck.tensors.begin()->second.scalar_type());
   return ck;
-}
-
-nlohmann::json model_config_json(const ModelConfig& config) {
-  nlohmann::json j = config.to_json();
-  write_log_gamma(j, config);
-  return j;
 }
 
 CausalLM build_model(const StoredModel& ck, const std::string& source, torch::Dtype dtype, torch::Device device) {
@@ -188,8 +169,7 @@ CausalLM build_model(const StoredModel& ck, const std::string& source, torch::Dt
 void save_model_folder(CausalLM& model, const fs::path& out, const fs::path& companions_from,
                        uint64_t max_shard_bytes) {
   std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
-    throw Error(out.string(), "already exists and is not empty; refusing to overwrite it");
+  refuse_existing_output(out);
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec)) throw Error(out.string(), "parent folder does not exist");
   remove_stale_siblings(out);

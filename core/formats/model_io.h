@@ -8,19 +8,12 @@
 #include <map>
 #include <string>
 
+#include "core/formats/model_config_io.h"
 #include "core/formats/stored_model.h"
 #include "core/model/causal_lm.h"
 #include "core/model/config.h"
 
 namespace supra {
-
-// config.json parsed and validated completely: ModelConfig::from_json plus, for a converted model, the check that
-// its recorded decay values ("supra.log_gamma") are those of its decay kind. Throws supra::Error naming `source`.
-ModelConfig read_model_config(const nlohmann::json& config_json, const std::string& source);
-ModelConfig read_model_config(const std::filesystem::path& config_json);
-// The config.json of a supra model folder: the config's HF keys plus, for SUPRA, the decay values `supra.log_gamma`
-// that read_model_config checks.
-nlohmann::json model_config_json(const ModelConfig& config);
 
 // llama2.c legacy export: 7 int32 header fields, then fp32 weights. wq/wk rows are permuted from llama2.c's
 // interleaved RoPE pairs to HF's rotate-half layout. Throws supra::Error on a malformed or truncated file.

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/base/files.h"
 
 namespace supra {
 namespace fs = std::filesystem;
@@ -63,8 +64,7 @@ std::map<std::string, torch::Tensor> load_torch_pickle_dir(const fs::path& dir) 
   const fs::path index_path = dir / kIndex;
   nlohmann::json index;
   try {
-    std::ifstream in(index_path);
-    index = nlohmann::json::parse(in);
+    index = nlohmann::json::parse(read_file(index_path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(index_path.string(), std::string("invalid JSON: ") + e.what());
   }

@@ -181,6 +181,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path.string(), "is a folder, not a JSON file");
   std::ifstream in(path);
   if (!in) throw Error(path.string(), "cannot open config file");
   json j;

@@ -772,9 +772,14 @@ def prepare(args: argparse.Namespace) -> dict:
             finally:
                 stop.set()
                 t.join()
+    except (DataError, OSError):
+        if created and not records:  # a new folder with nothing finished: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         progress.close()
-        clean_tmp(out)
+        if out.is_dir():
+            clean_tmp(out)
 
     shards = [records[u.index] for u in units if records[u.index]["num_docs"] > 0]
     num_docs = sum(s["num_docs"] for s in shards)
@@ -840,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
         m = prepare(args)
     except DataError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as e:  # the output side: read-only or full disk, a path through a file, … (inputs: DataError)
+        where = e.filename or args.out
+        print(f"error: {where}: cannot write: {e.strerror or e}; finished shards are kept, re-run the same command "
+              "to resume", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print(f"error: {args.out}: interrupted; finished shards are kept, re-run the same command to resume",

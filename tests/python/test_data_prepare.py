@@ -497,3 +497,18 @@ def test_loader_option_errors(run_supra, prepared, tmp_path):
     st.write_text(json.dumps({"seed": 0, "epoch": 0, "position": 0, "num_train_samples": 3, "seq_len": 16}))
     assert_error(run_supra("data", "batches", prepared, "--seq-len", 16, "--state-in", st, "--out", out),
                  "3 training samples")
+
+
+def test_full_disk_is_a_one_line_error(run_supra, tok_dir, corpus, tmp_path):
+    """ENOSPC while writing shards (a 64 KiB tmpfs): exit 2, one `error:` line naming the folder, no manifest."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        files, _ = corpus
+        out = mnt / "out"
+        assert_error(prepare(run_supra, tok_dir, out, *files), str(mnt), "cannot write")
+        assert not (out / "manifest.json").exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
