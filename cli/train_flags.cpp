@@ -58,7 +58,12 @@ void add_keys(CLI::App& cmd, training::TrainConfig& c, std::vector<std::function
 }
 
 std::vector<StageSettings> split_stage_items(std::vector<CLI::ConfigItem>& items, const std::string& source) {
-  static const std::regex stage_key(R"(stages\.([a-z0-9_]+)\.([a-z_]+\.[a-z_0-9]+))");
+  // "stages.NAME.section.key", NAME of a-z 0-9 _ (no std::regex: its recursion is unbounded in the key's length).
+  auto word = [](const std::string& w) {
+    return !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+  };
   std::vector<StageSettings> stages;
   std::vector<CLI::ConfigItem> rest;
   for (auto& item : items) {
@@ -66,13 +71,16 @@ std::vector<StageSettings> split_stage_items(std::vector<CLI::ConfigItem>& items
       rest.push_back(std::move(item));
       continue;
     }
-    std::smatch m;
-    if (!std::regex_match(item.name, m, stage_key))
+    const size_t a = item.name.find('.', 7), b = a == std::string::npos ? a : item.name.find('.', a + 1);
+    const std::string name = item.name.substr(7, a - 7);
+    const std::string section = b == std::string::npos ? "" : item.name.substr(a + 1, b - a - 1);
+    const std::string key = b == std::string::npos ? "" : item.name.substr(b + 1);
+    if (!word(name) || !word(section) || !word(key))
       throw Error(source,
                   "'" + item.name + "': stage settings are [stages.NAME.section] key = value (NAME: a-z 0-9 _)");
-    auto it = std::find_if(stages.begin(), stages.end(), [&](const StageSettings& s) { return s.name == m[1].str(); });
-    if (it == stages.end()) it = stages.insert(stages.end(), StageSettings{m[1].str(), {}, {}});
-    item.name = m[2].str();
+    auto it = std::find_if(stages.begin(), stages.end(), [&](const StageSettings& s) { return s.name == name; });
+    if (it == stages.end()) it = stages.insert(stages.end(), StageSettings{name, {}, {}});
+    item.name = section + "." + key;
     it->file.push_back(std::move(item));
   }
   items = std::move(rest);

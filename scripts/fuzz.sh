@@ -14,13 +14,14 @@ JOBS=${SUPRA_FUZZ_JOBS:-$(nproc)}
 HARNESSES=(safetensors model_config shards tokenizer train_toml)
 source "$ROOT/scripts/install_deps.sh"  # the C++ dependencies and LibTorch, as for the main build
 
-# clang with the libFuzzer runtime (Debian: clang-19 + libclang-rt-19-dev).
+# clang with the libFuzzer runtime and llvm-symbolizer for readable reports (Debian: clang-19, libclang-rt-19-dev, llvm-19).
 CXX_FUZZ=${SUPRA_FUZZ_CXX:-clang++-19}
-if ! command -v "$CXX_FUZZ" >/dev/null || [ ! -e "$(dirname "$(readlink -f "$(command -v "$CXX_FUZZ")")")/../lib/clang" ]; then
+LLVM_BIN=$(dirname "$(readlink -f "$(command -v "$CXX_FUZZ" || echo /nonexistent)")")
+if [ ! -x "$LLVM_BIN/clang" ] || [ ! -d "$LLVM_BIN/../lib/clang" ] || [ ! -x "$LLVM_BIN/llvm-symbolizer" ]; then
   echo "[supra] installing clang-19 and libFuzzer"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang-19 libclang-rt-19-dev
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang-19 libclang-rt-19-dev llvm-19
 fi
 CC_FUZZ=${CXX_FUZZ/clang++/clang}
 
@@ -34,6 +35,7 @@ echo "[supra] fuzz harnesses built in $(( $(date +%s) - start )) s; fuzzing each
 # LibTorch's own allocations outlive the harness (static caches): leak checking would report them, not reader leaks.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(dirname "$(readlink -f "$(command -v "$CXX_FUZZ")")")/llvm-symbolizer}
 run_one() {
   local h=$1 corpus="$BUILD/corpus/$1" findings="$BUILD/findings/$1/"
   mkdir -p "$corpus" "$findings"
@@ -50,8 +52,8 @@ for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${names[$i]}"); done
 printf '%-14s %12s %10s %8s %8s  %s\n' harness runs exec/s cov corpus result
 for h in "${HARNESSES[@]}"; do
   log="$BUILD/fuzz_$h.log"
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
+  speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
   n=$(find "$BUILD/corpus/$h" -type f | wc -l)
   res=ok; [[ " ${failed[*]} " == *" $h "* ]] && res="FINDING: see $log and $BUILD/findings/$h/"

@@ -5,7 +5,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # 1. C++ toolchain and header libraries from Debian (skipped where present; skipped entirely without apt).
 APT_PKGS=(cmake ninja-build g++ libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-          libsentencepiece-dev libpcre2-dev libgloo-dev libtomlplusplus-dev)
+          libsentencepiece-dev libpcre2-dev libgloo-dev)
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dir.write("shard_00000.idx", p + manifest_len, idx_len);
   dir.write("shard_00000.bin", p + manifest_len + idx_len, size - 8 - manifest_len - idx_len);
   try {
-    supra::ShardedTokens tokens(dir.path());
+    supra::data::ShardedTokens tokens(dir.path());
     const uint64_t docs = std::min<uint64_t>(tokens.num_docs(), 64);
     for (uint64_t d = 0; d < docs; ++d) (void)tokens.document(d);
     const uint64_t n = std::min<uint64_t>(tokens.num_tokens(), 4096);
@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const supra::Error&) {
   }
   try {
-    (void)supra::check_dataset(dir.path());
+    (void)supra::data::check_dataset(dir.path());
   } catch (const supra::Error&) {
   }
   return 0;
