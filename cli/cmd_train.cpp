@@ -59,12 +59,14 @@ void add_train(CLI::App& app) {
       app.add_subcommand("train", "Train a SUPRA model: one run, or a recipe of stages (lm / attention / distill)");
   auto c = std::make_shared<TrainConfig>();
   auto config_file = std::make_shared<std::string>();
-  cmd->add_option("--config", *config_file, "TOML run config or recipe (see configs/); flags override its settings");
+  cmd->add_option("--config", *config_file, "TOML run config or recipe (see configs/); flags override its settings")
+      ->configurable(false);  // not a run setting: never in the resolved config
   auto stage_flags = std::make_shared<std::vector<std::string>>();
   cmd->add_option("--stage", *stage_flags, "a recipe stage's setting: NAME.section.key=value (repeatable)")
       ->configurable(false);
   auto print_config = std::make_shared<bool>(false);
-  cmd->add_flag("--print-config", *print_config, "print the resolved config (TOML) and exit without training");
+  cmd->add_flag("--print-config", *print_config, "print the resolved config (TOML) and exit without training")
+      ->configurable(false);
   auto print_doc = std::make_shared<bool>(false);
   cmd->add_flag("--print-config-doc", *print_doc, "print the table of config keys (Markdown, as in docs/training.md)")
       ->group("")             // hidden: used to keep the docs in step

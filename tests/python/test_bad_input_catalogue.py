@@ -116,6 +116,12 @@ def write(tmp: Path, name: str, text: str) -> Path:
     return p
 
 
+def write_bytes(tmp: Path, name: str, data: bytes) -> Path:
+    p = tmp / name
+    p.write_bytes(data)
+    return p
+
+
 def unwritable_out(tmp: Path) -> Path:
     """An output path that cannot be created, even by root: its parent is a file."""
     (tmp / "file").write_text("x")
@@ -240,6 +246,12 @@ CASES: dict[str, Callable[[World, Path], Case]] = {
     "train_missing_config": lambda w, t: Case(["train", "--config", t / "none.toml"], ["none.toml"]),
     "train_toml_syntax": lambda w, t: Case(["train", "--config", write(t, "r.toml", "[optim]\nlr = = 3\n")],
                                            ["line 2"]),
+    "train_toml_key_twice": lambda w, t: Case(
+        ["train", "--config", write(t, "r.toml", "[train]\nsteps = 1\nsteps = 2\n")], ["line 3", "twice"]),
+    "train_toml_array_value": lambda w, t: Case(
+        ["train", "--config", write(t, "r.toml", "[train]\nsteps = [1, 2]\n")], ["line 2, column 9"]),
+    "train_toml_not_utf8": lambda w, t: Case(
+        ["train", "--config", write_bytes(t, "r.toml", b"[train]\nsteps = 1 # \xff\n")], ["not UTF-8"]),
     "train_toml_unknown_key": lambda w, t: Case(["train", "--config", write(t, "r.toml", "[optim]\nlrr = 3\n")],
                                                 ["optim.lrr"]),
     "train_config_is_a_folder": lambda w, t: Case(["train", "--config", t], [str(t)]),
