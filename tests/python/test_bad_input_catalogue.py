@@ -252,6 +252,13 @@ CASES: dict[str, Callable[[World, Path], Case]] = {
         ["train", "--config", write(t, "r.toml", "[train]\nsteps = [1, 2]\n")], ["line 2, column 9"]),
     "train_toml_not_utf8": lambda w, t: Case(
         ["train", "--config", write_bytes(t, "r.toml", b"[train]\nsteps = 1 # \xff\n")], ["not UTF-8"]),
+    # Inputs that sent toml++ 3.3.0 (the parser first tried) into undefined behaviour (fuzz finding).
+    "train_toml_multiline_backslash": lambda w, t: Case(
+        ["train", "--config", write_bytes(t, "r.toml", b's = """\\\n\xc2\xa7"""\n')], ["line 1, column 6", "multi-line"]),
+    "train_toml_nbsp": lambda w, t: Case(
+        ["train", "--config", write_bytes(t, "r.toml", b"[train]\nsteps =\xc2\xa01\n")], ["line 2, column 8"]),
+    "train_toml_bracket_amp": lambda w, t: Case(["train", "--config", write_bytes(t, "r.toml", b"[&")],
+                                                ["line 1, column 2"]),
     "train_toml_unknown_key": lambda w, t: Case(["train", "--config", write(t, "r.toml", "[optim]\nlrr = 3\n")],
                                                 ["optim.lrr"]),
     "train_config_is_a_folder": lambda w, t: Case(["train", "--config", t], [str(t)]),
