@@ -280,9 +280,11 @@ torch::Tensor Trainer::objective_loss(const torch::Tensor& tok, const torch::Ten
     case Objective::kAttention: {
       AutocastGuard autocast(device_.type(), bf16_autocast_);
       auto parts = attention_transfer_loss(teacher_, model_, inputs, resets);
+      // One device -> host copy for all layers (not one sync per layer).
+      const auto per_layer = torch::stack(parts.per_layer).to(torch::kCPU, torch::kDouble);
+      const double* v = per_layer.data_ptr<double>();
       r.layer_loss.resize(parts.per_layer.size());
-      for (size_t l = 0; l < parts.per_layer.size(); ++l)
-        r.layer_loss[l] += parts.per_layer[l].item<double>() / micro_steps;
+      for (size_t l = 0; l < parts.per_layer.size(); ++l) r.layer_loss[l] += v[l] / micro_steps;
       return parts.total;
     }
     case Objective::kDistill: {

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "core/model/inference_cache.h"
 #include "core/model/layers.h"
 #include "core/model/rope.h"
@@ -20,6 +22,9 @@ struct AttentionContext {
   torch::Tensor positions;
   LayerCache* cache = nullptr;
   KvCacheOptions kv;
+  // Softmax attention's mask for this forward (uncached): built by the first layer, with the one host sync that
+  // tells whether any row is packed, and reused by the others. Holds an undefined tensor when plain causal will do.
+  mutable std::optional<torch::Tensor> softmax_mask;
 };
 
 class AttentionImpl : public torch::nn::Module {

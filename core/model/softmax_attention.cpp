@@ -49,19 +49,19 @@ torch::Tensor SoftmaxAttentionImpl::forward(const torch::Tensor& x, const Attent
   if (ctx.cache != nullptr)
     return o_proj(attend_cached(q, k, v, ctx).transpose(1, 2).reshape({B, T, num_heads * head_dim}));
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  const bool window_binds = sliding_window && *sliding_window < T;
-  // Packed rows (training): documents after the first must not see the ones before them.
-  const bool packed = ctx.resets.defined() && T > 1 && ctx.resets.narrow(1, 1, T - 1).any().item<bool>();
-  torch::Tensor out;
-  if (!ctx.key_padding.defined() && !window_binds && !packed) {
-    out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, scale,
-                                           /*enable_gqa=*/num_heads != num_kv_heads);
-  } else {
-    auto mask = causal_attention_mask(T, window_binds ? sliding_window : std::nullopt, ctx.key_padding, x.device(),
-                                      packed ? ctx.resets : torch::Tensor());
-    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, scale,
-                                           /*enable_gqa=*/num_heads != num_kv_heads);
+  if (!ctx.softmax_mask) {  // the first layer of this forward
+    const bool window_binds = sliding_window && *sliding_window < T;
+    // Packed rows (training): documents after the first must not see the ones before them.
+    const bool packed = ctx.resets.defined() && T > 1 && ctx.resets.narrow(1, 1, T - 1).any().item<bool>();
+    ctx.softmax_mask = (ctx.key_padding.defined() || window_binds || packed)
+                           ? causal_attention_mask(T, window_binds ? sliding_window : std::nullopt, ctx.key_padding,
+                                                   x.device(), packed ? ctx.resets : torch::Tensor())
+                           : torch::Tensor();
   }
+  const torch::Tensor& mask = *ctx.softmax_mask;
+  auto out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? mask : std::optional<at::Tensor>(), 0.0,
+                                              /*is_causal=*/!mask.defined(), scale,
+                                              /*enable_gqa=*/num_heads != num_kv_heads);
   out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
   return o_proj(out);
 }

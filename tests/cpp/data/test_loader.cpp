@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "data/sha256.h"
 #include "data/shards.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -26,23 +27,7 @@ using namespace supra::data;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("supra_loader_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    supra::remove_tree(path_);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using supra::test::TempDir;
 
 template <class F>
 void expect_error(F&& f, std::initializer_list<std::string> needles) {

@@ -15,6 +15,7 @@
 #include "core/base/files.h"
 #include "data/sha256.h"
 #include "data/shards.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -23,23 +24,7 @@ using namespace supra::data;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("supra_data_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    supra::remove_tree(path_);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using supra::test::TempDir;
 
 // Documents of 1..max_len tokens with ids in [3, vocab) and a recognisable pattern.
 std::vector<std::vector<int64_t>> make_docs(size_t n, int64_t vocab, uint32_t seed = 1, int max_len = 40) {

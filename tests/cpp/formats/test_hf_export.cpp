@@ -14,6 +14,7 @@
 #include "core/formats/openlm.h"
 #include "core/supra/convert.h"
 #include "tests/cpp/tiny_model.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -38,15 +39,7 @@ supra::StoredModel converted_checkpoint(int64_t heads, int64_t kv, bool tied, su
   return ck;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("supra_export_test_" + name + "_" + std::to_string(::getpid()))) {
-    supra::remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { supra::remove_tree(path); }
-};
+using supra::test::TempDir;
 
 std::vector<std::string> names_in(const fs::path& dir) {
   std::vector<std::string> out;
@@ -115,11 +108,11 @@ TEST(Export, FolderIsAtomicLosslessAndShardable) {
   TempDir tmp("folder");
   const auto ck = converted_checkpoint(4, 4, true, supra::DecayKind::kReference);
   supra::ExportOptions o;
-  const fs::path out = tmp.path / "out";
+  const fs::path out = tmp.path() / "out";
   const auto r = supra::export_hf_folder(ck, "src", out, o);
   EXPECT_EQ(r.files, (std::vector<std::string>{"config.json", "configuration_supra.py", "generation_config.json",
                                                "model.safetensors", "modeling_supra.py"}));
-  EXPECT_EQ(names_in(tmp.path), std::vector<std::string>{"out"});  // nothing left beside it
+  EXPECT_EQ(names_in(tmp.path()), std::vector<std::string>{"out"});  // nothing left beside it
   const auto back = supra::read_stored_model(out);
   ASSERT_TRUE(back.config.supra);
   EXPECT_EQ(back.tensors.size(), ck.tensors.size());
@@ -135,7 +128,7 @@ TEST(Export, FolderIsAtomicLosslessAndShardable) {
   EXPECT_FALSE(fs::exists(out / "mine.txt"));
   EXPECT_TRUE(fs::exists(out / "model.safetensors.index.json"));
   EXPECT_FALSE(fs::exists(out / "model.safetensors"));
-  EXPECT_EQ(names_in(tmp.path), std::vector<std::string>{"out"});
+  EXPECT_EQ(names_in(tmp.path()), std::vector<std::string>{"out"});
   const auto sharded = supra::read_stored_model(out);
   for (const auto& [name, t] : ck.tensors) EXPECT_TRUE(torch::equal(sharded.tensors.at(name), t)) << name;
 

@@ -3,6 +3,7 @@
 #include "core/base/error.h"
 #include "core/base/files.h"
 #include "core/formats/safetensors.h"
+#include "tests/cpp/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -27,24 +28,7 @@ using Named = std::vector<std::pair<std::string, torch::Tensor>>;
 namespace {
 
 // A fresh, uniquely named temporary folder, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("supra_st_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    supra::remove_tree(path_);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using supra::test::TempDir;
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

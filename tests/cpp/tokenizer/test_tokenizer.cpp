@@ -15,6 +15,7 @@
 #include "core/base/files.h"
 #include "core/tokenizer/text.h"
 #include "core/tokenizer/tokenizer.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -25,24 +26,7 @@ using Ids = std::vector<int64_t>;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("supra_tokenizer_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { supra::remove_tree(path_); }
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-  void write(const std::string& name, const std::string& content) const {
-    std::ofstream(path_ / name, std::ios::binary) << content;
-  }
-
- private:
-  fs::path path_;
-};
+using supra::test::TempDir;
 
 json added(int64_t id, const std::string& content, bool special = true) {
   return {{"id", id},        {"content", content},     {"single_word", false}, {"lstrip", false},

@@ -19,22 +19,14 @@
 #include "training/signals.h"
 #include "training/stages.h"
 #include "training/trainer.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace supra::training;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("supra_objectives_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    supra::remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { supra::remove_tree(path); }
-};
+using supra::test::TempDir;
 
 supra::ModelConfig teacher_config() { return supra::test::tiny_config({.vocab = 64, .bos = 1, .eos = 2}); }
 
@@ -148,15 +140,15 @@ TEST(SoftmaxAttention, PackedDocumentsDoNotSeeEachOther) {
 
 TEST(Trainer, AttentionObjectiveChangesOnlyTheTrainableParameters) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = config(tmp.path, "attn", Objective::kAttention);  // default trainable set: feature_map, o_proj
+  make_fixture(tmp.path());
+  auto c = config(tmp.path(), "attn", Objective::kAttention);  // default trainable set: feature_map, o_proj
   std::vector<double> losses;
   Trainer t(c, "");
   t.on_step = [&](int64_t, double loss) { losses.push_back(loss); };
   t.run();
   EXPECT_LT(losses.back(), losses.front());
-  auto before = supra::load_safetensors_dir(tmp.path / "converted");
-  auto after = supra::load_safetensors_dir(tmp.path / "attn/checkpoints/step_00000006");
+  auto before = supra::load_safetensors_dir(tmp.path() / "converted");
+  auto after = supra::load_safetensors_dir(tmp.path() / "attn/checkpoints/step_00000006");
   int trainable = 0;
   for (const auto& [name, w] : before) {
     if (name.find("feature_map") != std::string::npos || name.find("o_proj") != std::string::npos) {
@@ -168,14 +160,14 @@ TEST(Trainer, AttentionObjectiveChangesOnlyTheTrainableParameters) {
   }
   EXPECT_EQ(trainable, 2 * 5);  // 2 layers × (feature_map_q/k weight and bias, o_proj weight)
   // A training checkpoint is a model folder like any other: its config.json records the decay values.
-  const auto cfg = nlohmann::json::parse(supra::read_file(tmp.path / "attn/checkpoints/step_00000006/config.json"));
+  const auto cfg = nlohmann::json::parse(supra::read_file(tmp.path() / "attn/checkpoints/step_00000006/config.json"));
   EXPECT_EQ(cfg.at("supra").at("log_gamma").size(), 4u);
 }
 
 TEST(Trainer, TrainableNamesAreChecked) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = config(tmp.path, "bad", Objective::kAttention);
+  make_fixture(tmp.path());
+  auto c = config(tmp.path(), "bad", Objective::kAttention);
   c.trainable = "mlp";
   EXPECT_THROW(Trainer(c, "").run(), supra::Error);  // outside the attention blocks
   c.trainable = "all";
@@ -187,28 +179,28 @@ TEST(Trainer, TrainableNamesAreChecked) {
 
 TEST(Trainer, TeacherObjectivesOnAConvertedModelNeedATeacher) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = config(tmp.path, "noteacher", Objective::kDistill);
-  c.model_path = (tmp.path / "converted").string();
+  make_fixture(tmp.path());
+  auto c = config(tmp.path(), "noteacher", Objective::kDistill);
+  c.model_path = (tmp.path() / "converted").string();
   try {
     Trainer(c, "").run();
     FAIL();
   } catch (const supra::Error& e) {
     EXPECT_NE(std::string(e.what()).find("teacher.path"), std::string::npos) << e.what();
   }
-  c.teacher_path = (tmp.path / "converted").string();  // a SUPRA model is no teacher
+  c.teacher_path = (tmp.path() / "converted").string();  // a SUPRA model is no teacher
   EXPECT_THROW(Trainer(c, "").run(), supra::Error);
   // A teacher of another shape.
   auto other = supra::test::random_model(supra::test::tiny_config({.vocab = 80, .bos = 1, .eos = 2}), 0, 0.1);
-  supra::save_model_folder(other, tmp.path / "other");
-  c.teacher_path = (tmp.path / "other").string();
+  supra::save_model_folder(other, tmp.path() / "other");
+  c.teacher_path = (tmp.path() / "other").string();
   try {
     Trainer(c, "").run();
     FAIL();
   } catch (const supra::Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocab_size"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(tmp.path / "noteacher" / "checkpoints"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "noteacher" / "checkpoints"));
 }
 
 namespace {
@@ -231,10 +223,10 @@ std::vector<Stage> recipe_stages(const TrainConfig& recipe) {
 
 TEST(Stages, RecipeResumedInsideItsSecondStageIsBitwiseIdentical) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto full = config(tmp.path, "full", Objective::kLm);
+  make_fixture(tmp.path());
+  auto full = config(tmp.path(), "full", Objective::kLm);
   run_stages(full, recipe_stages(full));
-  auto split = config(tmp.path, "split", Objective::kLm);
+  auto split = config(tmp.path(), "split", Objective::kLm);
   split.resume = ResumeMode::kAuto;
   auto stages = recipe_stages(split);
   {  // stop in stage 2 after its step 3
@@ -249,8 +241,8 @@ TEST(Stages, RecipeResumedInsideItsSecondStageIsBitwiseIdentical) {
     reset_stop_request();
   }
   EXPECT_EQ(run_stages(split, stages).final_step, 6);
-  auto a = supra::load_safetensors_dir(tmp.path / "full/2-distill/checkpoints/step_00000006");
-  auto b = supra::load_safetensors_dir(tmp.path / "split/2-distill/checkpoints/step_00000006");
+  auto a = supra::load_safetensors_dir(tmp.path() / "full/2-distill/checkpoints/step_00000006");
+  auto b = supra::load_safetensors_dir(tmp.path() / "split/2-distill/checkpoints/step_00000006");
   for (const auto& [name, w] : a) EXPECT_TRUE(torch::equal(w, b.at(name))) << name;
   // The stage list cannot change under a started recipe.
   auto changed = stages;
@@ -267,10 +259,10 @@ TEST(Stages, RecipeResumedInsideItsSecondStageIsBitwiseIdentical) {
 
 TEST(Trainer, DistillWithActivationCheckpointingFollowsThePlainForward) {
   TempDir tmp;
-  make_fixture(tmp.path);
+  make_fixture(tmp.path());
   std::vector<double> plain, checkpointed;
   for (bool ckpt : {false, true}) {
-    auto c = config(tmp.path, ckpt ? "ckpt" : "plain", Objective::kDistill);
+    auto c = config(tmp.path(), ckpt ? "ckpt" : "plain", Objective::kDistill);
     c.activation_checkpointing = ckpt;
     c.steps = 3;
     Trainer t(c, "");

@@ -19,6 +19,7 @@
 #include "training/schedule.h"
 #include "training/signals.h"
 #include "training/trainer.h"
+#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using supra::training::TrainConfig;
@@ -26,20 +27,7 @@ using supra::training::Trainer;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path =
-        fs::temp_directory_path() / ("supra_trainer_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    supra::remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { supra::remove_tree(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+using supra::test::TempDir;
 
 // A tiny converted model folder and a token data folder (random documents of mixed lengths).
 void make_fixture(const fs::path& dir) {
@@ -139,11 +127,11 @@ TEST(Loss, CrossEntropyPlusZLossFormula) {
 
 TEST(Trainer, StopAndResumeIsBitwiseIdentical) {
   TempDir tmp;
-  make_fixture(tmp.path);
+  make_fixture(tmp.path());
   // Uninterrupted: 12 steps.
   std::vector<double> full;
   {
-    Trainer t(base_config(tmp.path, "full"), "");
+    Trainer t(base_config(tmp.path(), "full"), "");
     t.on_step = [&](int64_t, double loss) { full.push_back(loss); };
     auto r = t.run();
     EXPECT_EQ(r.final_step, 12);
@@ -152,7 +140,7 @@ TEST(Trainer, StopAndResumeIsBitwiseIdentical) {
   std::vector<double> split;
   {
     supra::training::reset_stop_request();
-    Trainer t(base_config(tmp.path, "split"), "");
+    Trainer t(base_config(tmp.path(), "split"), "");
     t.on_step = [&](int64_t step, double loss) {
       split.push_back(loss);
       if (step == 5) std::raise(SIGTERM);
@@ -163,7 +151,7 @@ TEST(Trainer, StopAndResumeIsBitwiseIdentical) {
     supra::training::reset_stop_request();
   }
   {
-    auto c = base_config(tmp.path, "split");
+    auto c = base_config(tmp.path(), "split");
     EXPECT_THROW(Trainer(c, "").run(), supra::Error);  // resume = none on a folder with checkpoints
     c.resume = supra::training::ResumeMode::kAuto;
     Trainer t(c, "");
@@ -172,16 +160,16 @@ TEST(Trainer, StopAndResumeIsBitwiseIdentical) {
   }
   ASSERT_EQ(split.size(), full.size());
   for (size_t i = 0; i < full.size(); ++i) EXPECT_EQ(split[i], full[i]) << "step " << i + 1;
-  auto a = weights_of(tmp.path / "full/checkpoints/step_00000012");
-  auto b = weights_of(tmp.path / "split/checkpoints/step_00000012");
+  auto a = weights_of(tmp.path() / "full/checkpoints/step_00000012");
+  auto b = weights_of(tmp.path() / "split/checkpoints/step_00000012");
   for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
   EXPECT_GT(full.front(), full.back());  // it learns
 }
 
 TEST(Trainer, ResumeWithIncompatibleConfigIsRefused) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = base_config(tmp.path, "run");
+  make_fixture(tmp.path());
+  auto c = base_config(tmp.path(), "run");
   c.steps = 2;
   Trainer(c, "").run();
   c.resume = supra::training::ResumeMode::kAuto;
@@ -198,29 +186,29 @@ TEST(Trainer, ResumeWithIncompatibleConfigIsRefused) {
 
 TEST(Trainer, GradientAccumulationEqualsFullBatch) {
   TempDir tmp;
-  make_fixture(tmp.path);
+  make_fixture(tmp.path());
   std::vector<double> la, lb;
-  auto c = base_config(tmp.path, "a");
+  auto c = base_config(tmp.path(), "a");
   c.steps = 4;
   c.micro_batch = 4;
   Trainer ta(c, "");
   ta.on_step = [&](int64_t, double l) { la.push_back(l); };
   ta.run();
-  c.out_dir = (tmp.path / "b").string();
+  c.out_dir = (tmp.path() / "b").string();
   c.micro_batch = 1;
   Trainer tb(c, "");
   tb.on_step = [&](int64_t, double l) { lb.push_back(l); };
   tb.run();
   for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-5 * std::abs(la[i]));
-  auto a = weights_of(tmp.path / "a/checkpoints/step_00000004");
-  auto b = weights_of(tmp.path / "b/checkpoints/step_00000004");
+  auto a = weights_of(tmp.path() / "a/checkpoints/step_00000004");
+  auto b = weights_of(tmp.path() / "b/checkpoints/step_00000004");
   for (const auto& [name, t] : a) EXPECT_TRUE(torch::allclose(t, b.at(name), 1e-4, 1e-5)) << name;
 }
 
 TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRun) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = base_config(tmp.path, "nan");
+  make_fixture(tmp.path());
+  auto c = base_config(tmp.path(), "nan");
   c.steps = 6;
   c.save_every = 2;
   c.max_nonfinite = 2;
@@ -231,7 +219,7 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRun) {
     EXPECT_EQ(t.run().final_step, 6);
   }
   auto c2 = c;
-  c2.out_dir = (tmp.path / "nan2").string();
+  c2.out_dir = (tmp.path() / "nan2").string();
   Trainer t(c2, "");
   t.inject_nonfinite = [](int64_t step) { return step >= 3; };
   try {
@@ -251,8 +239,8 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRun) {
 
 TEST(Trainer, ARunWhoseStepsWereAllSkippedIsAnError) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = base_config(tmp.path, "allnan");
+  make_fixture(tmp.path());
+  auto c = base_config(tmp.path(), "allnan");
   c.steps = 2;  // fewer than max_nonfinite: the streak alone would not stop it
   Trainer t(c, "");
   t.inject_nonfinite = [](int64_t) { return true; };
@@ -266,15 +254,15 @@ TEST(Trainer, ARunWhoseStepsWereAllSkippedIsAnError) {
 
 TEST(Trainer, DiskFullDuringSaveKeepsThePreviousCheckpoint) {
   TempDir tmp;
-  make_fixture(tmp.path);
-  auto c = base_config(tmp.path, "full_disk");
+  make_fixture(tmp.path());
+  auto c = base_config(tmp.path(), "full_disk");
   c.steps = 2;
   Trainer(c, "").run();
   supra::training::CheckpointManager m(c.out_dir, 3);
   auto before = m.latest();
   ASSERT_TRUE(before.has_value());
   // A model whose save must fail: cap the file size this process may write.
-  auto model = supra::load_model(tmp.path / "model");
+  auto model = supra::load_model(tmp.path() / "model");
   std::vector<supra::training::NamedParam> params;
   for (const auto& p : model->named_parameters()) params.push_back({p.key(), p.value(), true});
   supra::training::ShardedAdamW opt(
@@ -314,11 +302,11 @@ TEST(Trainer, Stories260KLossFallsTowardTheTeacher) {
   tok.bos_token_id = 1;
   tok.eos_token_id = 2;
   tok.add_bos = true;
-  supra::data::write_dataset(tmp.path / "data", docs, 512, 128, tok);
+  supra::data::write_dataset(tmp.path() / "data", docs, 512, 128, tok);
 
   TrainConfig c;
   c.model_path = stories.string();  // converted on the fly
-  c.data_dir = (tmp.path / "data").string();
+  c.data_dir = (tmp.path() / "data").string();
   c.seq_len = 64;
   c.eval_samples = 16;
   c.lr = 3e-3;
@@ -329,11 +317,11 @@ TEST(Trainer, Stories260KLossFallsTowardTheTeacher) {
   c.micro_batch = 16;
   c.eval_batches = 1;
   c.device = supra::training::DeviceChoice::kCpu;
-  c.out_dir = (tmp.path / "run").string();
+  c.out_dir = (tmp.path() / "run").string();
   Trainer(c, "").run();
 
   // Teacher CE on the same held-out rows.
-  auto data = std::make_shared<supra::data::ShardedTokens>(tmp.path / "data");
+  auto data = std::make_shared<supra::data::ShardedTokens>(tmp.path() / "data");
   supra::data::LoaderOptions lo;
   lo.seq_len = 64;
   lo.global_batch = 16;
@@ -345,7 +333,7 @@ TEST(Trainer, Stories260KLossFallsTowardTheTeacher) {
   const double teacher_ce = supra::training::lm_loss(logits, batch.tokens.narrow(1, 1, 64), 0).ce.item<double>();
 
   std::vector<double> evals;
-  std::istringstream lines(supra::read_file(tmp.path / "run/metrics.jsonl"));
+  std::istringstream lines(supra::read_file(tmp.path() / "run/metrics.jsonl"));
   for (std::string line; std::getline(lines, line);) {
     auto j = nlohmann::json::parse(line);
     if (j.contains("eval_loss")) evals.push_back(j["eval_loss"].get<double>());
