@@ -70,7 +70,7 @@ run_stage() {  # run_stage NAME DEFAULT_CAP_S
   if ! wanted "$name"; then report stage "$REPORT" "$name" "skipped: not in GPU_CHECK_STAGES" 0; return; fi
   (( cap > left )) && cap=$left
   if (( cap < 15 )); then
-    log "stage $name: skipped (budget spent)"; report stage "$REPORT" "$name" "skipped: budget spent" 0; return
+    log "stage $name: skipped (under 15 s left for it)"; report stage "$REPORT" "$name" "skipped: budget spent (under 15 s left for it)" 0; return
   fi
   STAGE_STATUS=""; STAGE_NOTE=""; STAGE_NUMBERS=""; STAGE_DEADLINE=$(( $(date +%s) + cap ))
   log "stage $name: start (cap ${cap}s)"
@@ -90,8 +90,11 @@ train_data() {
   local data=${GPU_CHECK_DATA:-$ROOT/.gpu/train_data}
   if [ ! -f "$data/manifest.json" ]; then
     data=$WORK/train_data
-    [ -f "$data/manifest.json" ] || tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" \
-      --out "$data" --docs 128 --max-tokens 256 --seed 1 >&2 || return 1
+    if [ ! -f "$data/manifest.json" ]; then
+      rm -rf "$data"
+      tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$data" --docs 128 \
+        --max-tokens 256 --seed 1 >&2 || return $?
+    fi
   fi
   echo "$data"
 }
@@ -122,9 +125,9 @@ stage_gtest() {
 stage_nccl() {
   local model=$SHARED/models/stories260K/stories260K.bin
   [ -f "$model" ] || { STAGE_STATUS="skipped: no $model"; return 0; }
-  local data; data=$(train_data) || return 1
   local steps=${TRAIN_STEPS:-200} backend=nccl
   [ $GPU = 1 ] || { steps=20; backend=gloo; STAGE_NOTE="no GPU: torchrun + ZeRO-2 over Gloo on the CPU; no GPU memory"; }
+  local data; data=$(train_data) || return $?
   local common=(train --config configs/stories260k_cpu.toml --model.path "$model" --data.dir "$data"
                 --train.steps "$steps" --train.precision fp32 --run.eval_every 100 --run.save_every 0)
   "$BUILD/supra" info --model "$model" > "$WORK/info_260k.txt" 2>/dev/null
@@ -186,7 +189,7 @@ stage_uptrain() {
   # vocab 32000), converted on the fly by supra train; bf16 autocast at seq 2048.
   local shape=llama-1b seq=2048 steps=30 gb=8 mb=4 prec=bf16
   [ $GPU = 1 ] || { shape=tiny; seq=256; steps=10; prec=fp32; STAGE_NOTE="no GPU: tiny shape, fp32, seq 256 on the CPU"; }
-  local data; data=$(train_data) || return 1
+  local data; data=$(train_data) || return $?
   tmo $PY - "$shape" "$WORK/model_$shape" "$DEVICE" <<'PYEOF' || return 1
 import sys, torch
 sys.path.insert(0, "scripts/tools")
@@ -218,18 +221,21 @@ stage_extra() {
   # The SmolLM2-135M recovery recipe (configs/smollm2_135m_distill.toml's GPU command) when the model and data are
   # staged in runs/, else stories260K's (configs/stories260k_distill.toml); stopped (SIGTERM: a clean stop with a
   # checkpoint) when the budget ends.
-  local data; data=$(train_data) || return 1
-  local cmd=(train --config configs/stories260k_distill.toml --model.path "$SHARED/models/stories260K/stories260K.bin"
-             --data.dir "$data" --train.device "$DEVICE")
+  local cmd
   if [ $GPU = 1 ] && [ -f runs/models/smollm2-135m/config.json ] && [ -f runs/data/smollm2/manifest.json ]; then
     cmd=(train --config configs/smollm2_135m_distill.toml --train.device cuda --train.precision bf16
          --stage attention.train.steps=500 --stage distill.train.steps=1000)
     STAGE_NOTE="SmolLM2-135M distillation recipe"
-  elif [ $GPU = 1 ]; then
-    STAGE_NOTE="stories260K distillation recipe (SmolLM2-135M not staged in runs/)"
   else
-    cmd+=(--stage attention.train.steps=5 --stage distill.train.steps=5)
-    STAGE_NOTE="no GPU: stories260K distillation recipe, 5 + 5 steps on the CPU"
+    local data; data=$(train_data) || return $?
+    cmd=(train --config configs/stories260k_distill.toml --model.path "$SHARED/models/stories260K/stories260K.bin"
+         --data.dir "$data" --train.device "$DEVICE")
+    if [ $GPU = 1 ]; then
+      STAGE_NOTE="stories260K distillation recipe (SmolLM2-135M not staged in runs/)"
+    else
+      cmd+=(--stage attention.train.steps=5 --stage distill.train.steps=5)
+      STAGE_NOTE="no GPU: stories260K distillation recipe, 5 + 5 steps on the CPU"
+    fi
   fi
   tmo "$BUILD/supra" "${cmd[@]}" --run.out_dir "$WORK/extra" > "$WORK/extra.log" 2>&1
   local rc=$?
