@@ -116,7 +116,7 @@ stage_build() {
 
 stage_gtest() {
   [ $GPU = 1 ] || STAGE_NOTE="no GPU: the Cuda* tests run and skip themselves"
-  tmo "$BUILD/tests/supra_tests" --gtest_filter='Cuda*' --gtest_color=no --gtest_output=json:"$OUT/gtest_cuda.json"
+  tmo "$BUILD/tests/supra_tests" --gtest_filter='Cuda*:*/Cuda*' --gtest_color=no --gtest_output=json:"$OUT/gtest_cuda.json"
   local rc=$?
   numbers gtest "$OUT/gtest_cuda.json"
   return $rc
@@ -248,7 +248,7 @@ stage_extra() {
 }
 
 run_stage build 300
-run_stage gtest 90
+run_stage gtest 150
 run_stage nccl 90
 run_stage kbench 110
 run_stage decode 90
