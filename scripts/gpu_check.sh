@@ -32,6 +32,8 @@ REPORT=$OUT/gpu_check.json
 LOG=$OUT/gpu_check.log
 PY=${PYTHON:-python3}
 T0=$(date +%s)
+SAMPLER=""  # a background memory sampler (nccl stage), stopped on exit too
+trap '[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null' EXIT
 : > "$LOG"
 
 log() { echo "[gpu_check $(date +%H:%M:%S) +$(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"; }
@@ -92,7 +94,7 @@ train_data() {
     data=$WORK/train_data
     if [ ! -f "$data/manifest.json" ]; then
       rm -rf "$data"
-      tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$data" --docs 128 \
+      tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$data" --docs 256 \
         --max-tokens 256 --seed 1 >&2 || return $?
     fi
   fi
@@ -135,18 +137,17 @@ stage_nccl() {
     { tail -5 "$WORK/nccl_cpu.log"; return 1; }
   local launcher=(torchrun)
   command -v torchrun >/dev/null || launcher=($PY -m torch.distributed.run)
-  local sampler=""
   if [ $GPU = 1 ]; then  # the rank's peak GPU memory, sampled every 0.2 s
     ( peak=0; while sleep 0.2; do
         m=$(nvidia-smi --query-compute-apps=used_memory --format=csv,noheader,nounits 2>/dev/null | sort -n | tail -1)
         if [ -n "$m" ] && [ "$m" -gt "$peak" ]; then peak=$m; echo "$peak" > "$WORK/nccl_peak_mib"; fi
       done ) &
-    sampler=$!
+    SAMPLER=$!
   fi
   tmo "${launcher[@]}" --no-python --nproc-per-node 1 --master-port 29517 "$BUILD/supra" "${common[@]}" \
     --train.device "$DEVICE" --dist.zero 2 --run.out_dir "$WORK/nccl_dist" > "$WORK/nccl_dist.log" 2>&1
   local rc=$?
-  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+  [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; SAMPLER=""
   cp "$WORK/nccl_dist.log" "$OUT/nccl_dist.log"
   grep -m1 "joined the process group" "$WORK/nccl_dist.log"
   grep -q "via $backend" "$WORK/nccl_dist.log" || { echo "the run did not join a $backend process group"; rc=1; }
@@ -164,9 +165,11 @@ stage_kbench() {
     return
   fi
   [ -d third_party/fla ] || STAGE_NOTE="no third_party/fla: ours only"
-  TRITON_CACHE_AUTOTUNING=1 tmo $PY scripts/tools/bench_kernels.py --lib "$BUILD/libsupra_kernels.so" --fla third_party \
-    --processes 1 --shape-names "7B layer;few heads, long" --fla-max-configs "${FLA_MAX_CONFIGS:-4}" \
-    --time-limit $(( STAGE_DEADLINE - $(date +%s) - 20 )) --json "$OUT/bench_kernels.json"
+  local limit=$(( STAGE_DEADLINE - $(date +%s) - 20 ))  # the benchmark stops itself and keeps what it measured
+  (( limit < 10 )) && limit=10
+  tmo env TRITON_CACHE_AUTOTUNING=1 $PY scripts/tools/bench_kernels.py --lib "$BUILD/libsupra_kernels.so" \
+    --fla third_party --processes 1 --shape-names "7B layer;few heads, long" --fla-max-configs "${FLA_MAX_CONFIGS:-4}" \
+    --time-limit $limit --json "$OUT/bench_kernels.json"
   local rc=$?
   numbers kbench "$OUT/bench_kernels.json"
   return $rc
