@@ -6,14 +6,14 @@
 # run costs: docs/benchmarks.md, "The GPU check".
 #
 #   OUT=/path/to/results scripts/gpu_check.sh                 (OUT defaults to gpu-results/)
-# Stages: build, gtest (CUDA GTests), nccl (torchrun + ZeRO-2 on stories260K vs the CPU run, memory vs
+# Stages: build, data (training documents, sampled once), gtest (CUDA GTests), nccl (torchrun + ZeRO-2 on stories260K vs the CPU run, memory vs
 #   memory_plan.py), kbench (kernels vs fla: B8 H32 T2048 D128 and B2 H16 T16384), decode (bench_decode.py,
 #   SmolLM2 shape, batch 1 and 8, 1k-16k), uptrain (a 1B Llama shape at seq 2048, bf16: tokens/s, MFU), extra
 #   (the SmolLM2-135M distillation recipe if staged, else stories260K's, for the minutes left).
 # Environment: GPU_CHECK_BUDGET_S (540: all stages together), GPU_CHECK_STAGES (comma list; default all),
 #   CAP_<STAGE>_S (a stage's cap, e.g. CAP_KBENCH_S=120), SUPRA_BUILD_DIR (build-gpu; an existing folder keeps its
 #   configuration, e.g. build/ for a CPU dry run), SUPRA_JOBS (nproc), SUPRA_SHARED_DIR (../shared, else
-#   .gpu/shared), GPU_CHECK_DATA (.gpu/train_data: a `supra data sample` folder; sampled when absent),
+#   .gpu/shared), GPU_CHECK_DATA (.gpu/train_data: a `supra data sample` folder; sampled once when absent),
 #   FLA_MAX_CONFIGS (4: fla's autotuning bound), TRAIN_STEPS (200: the nccl stage's steps on a GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -87,19 +87,10 @@ run_stage() {  # run_stage NAME DEFAULT_CAP_S
   report stage "$REPORT" "$name" "$status" "$secs" "$STAGE_NOTE" "$STAGE_NUMBERS"
 }
 
-# Documents sampled from stories260K (token ids < 512: valid for every vocabulary used below).
-train_data() {
-  local data=${GPU_CHECK_DATA:-$ROOT/.gpu/train_data}
-  if [ ! -f "$data/manifest.json" ]; then
-    data=$WORK/train_data
-    if [ ! -f "$data/manifest.json" ]; then
-      rm -rf "$data"
-      tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$data" --docs 256 \
-        --max-tokens 256 --seed 1 >&2 || return $?
-    fi
-  fi
-  echo "$data"
-}
+# Training documents (the data stage samples them from stories260K once; token ids < 512 suit every vocabulary here).
+DATA=${GPU_CHECK_DATA:-$ROOT/.gpu/train_data}
+train_data() { [ -f "$DATA/manifest.json" ] && echo "$DATA"; }
+no_data() { STAGE_STATUS="skipped: no training data (see the data stage)"; }
 
 # ------------------------------------------------------------------------------------------------ stages
 stage_build() {
@@ -116,6 +107,15 @@ stage_build() {
   if grep -q "libtorch_cuda.so" "$BUILD/build.ninja" 2>/dev/null; then STAGE_NOTE="CUDA build"; else STAGE_NOTE="CPU build"; fi
 }
 
+stage_data() {
+  if [ -f "$DATA/manifest.json" ]; then STAGE_STATUS="ok (reused $DATA)"; return 0; fi
+  [ -f "$SHARED/models/stories260K/stories260K.bin" ] || { STAGE_STATUS="skipped: no stories260K in $SHARED/models"; return 0; }
+  rm -rf "$DATA.tmp" && mkdir -p "$(dirname "$DATA")"
+  tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$DATA.tmp" --docs 256 \
+    --max-tokens 256 --seed 1 || return $?
+  mv "$DATA.tmp" "$DATA"
+}
+
 stage_gtest() {
   [ $GPU = 1 ] || STAGE_NOTE="no GPU: the Cuda* tests run and skip themselves"
   tmo "$BUILD/tests/supra_tests" --gtest_filter='Cuda*:*/Cuda*' --gtest_color=no --gtest_output=json:"$OUT/gtest_cuda.json"
@@ -129,7 +129,7 @@ stage_nccl() {
   [ -f "$model" ] || { STAGE_STATUS="skipped: no $model"; return 0; }
   local steps=${TRAIN_STEPS:-200} backend=nccl
   [ $GPU = 1 ] || { steps=20; backend=gloo; STAGE_NOTE="no GPU: torchrun + ZeRO-2 over Gloo on the CPU; no GPU memory"; }
-  local data; data=$(train_data) || return $?
+  local data; data=$(train_data) || { no_data; return 0; }
   local common=(train --config configs/stories260k_cpu.toml --model.path "$model" --data.dir "$data"
                 --train.steps "$steps" --train.precision fp32 --run.eval_every 100 --run.save_every 0)
   "$BUILD/supra" info --model "$model" > "$WORK/info_260k.txt" 2>/dev/null
@@ -192,7 +192,7 @@ stage_uptrain() {
   # vocab 32000), converted on the fly by supra train; bf16 autocast at seq 2048.
   local shape=llama-1b seq=2048 steps=30 gb=8 mb=4 prec=bf16
   [ $GPU = 1 ] || { shape=tiny; seq=256; steps=10; prec=fp32; STAGE_NOTE="no GPU: tiny shape, fp32, seq 256 on the CPU"; }
-  local data; data=$(train_data) || return $?
+  local data; data=$(train_data) || { no_data; return 0; }
   tmo $PY - "$shape" "$WORK/model_$shape" "$DEVICE" <<'PYEOF' || return 1
 import sys, torch
 sys.path.insert(0, "scripts/tools")
@@ -230,7 +230,7 @@ stage_extra() {
          --stage attention.train.steps=500 --stage distill.train.steps=1000)
     STAGE_NOTE="SmolLM2-135M distillation recipe"
   else
-    local data; data=$(train_data) || return $?
+    local data; data=$(train_data) || { no_data; return 0; }
     cmd=(train --config configs/stories260k_distill.toml --model.path "$SHARED/models/stories260K/stories260K.bin"
          --data.dir "$data" --train.device "$DEVICE")
     if [ $GPU = 1 ]; then
@@ -251,6 +251,7 @@ stage_extra() {
 }
 
 run_stage build 300
+run_stage data 60
 run_stage gtest 150
 run_stage nccl 90
 run_stage kbench 110
