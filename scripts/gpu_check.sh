@@ -111,7 +111,7 @@ stage_data() {
   if [ -f "$DATA/manifest.json" ]; then STAGE_STATUS="ok (reused $DATA)"; return 0; fi
   [ -f "$SHARED/models/stories260K/stories260K.bin" ] || { STAGE_STATUS="skipped: no stories260K in $SHARED/models"; return 0; }
   rm -rf "$DATA.tmp" && mkdir -p "$(dirname "$DATA")"
-  tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$DATA.tmp" --docs 256 \
+  tmo "$BUILD/supra" data sample --model "$SHARED/models/stories260K/stories260K.bin" --out "$DATA.tmp" --docs 128 \
     --max-tokens 256 --seed 1 || return $?
   mv "$DATA.tmp" "$DATA"
 }
@@ -251,7 +251,7 @@ stage_extra() {
 }
 
 run_stage build 300
-run_stage data 60
+run_stage data 90
 run_stage gtest 150
 run_stage nccl 90
 run_stage kbench 110
