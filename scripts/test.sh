@@ -8,11 +8,18 @@ ROOT=$PWD
 BUILD=${SUPRA_BUILD_DIR:-$ROOT/build}
 source "$ROOT/scripts/install_deps.sh"   # apt + pip packages (idempotent)
 
-# Configure, build, test.
 JOBS=${SUPRA_JOBS:-$(nproc)}
+# The CUDA build check (scripts/tools/cuda_build_check.sh): the CUDA- and NCCL-only code compiled against the CUDA torch
+# wheel's headers, in a build folder of its own. Its failure fails the run, after the CPU suite has run.
+# SUPRA_SKIP_CUDA_CHECK=1 skips it.
+cuda_rc=0
+SUPRA_JOBS=$JOBS PYTHON=$PY bash "$ROOT/scripts/tools/cuda_build_check.sh" || cuda_rc=$?
+
+# Configure, build, test.
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$(command -v $PY)"
 cmake --build "$BUILD" -j "$JOBS"
 # A short fuzzing pass over the readers of untrusted files (scripts/fuzz.sh; SUPRA_FUZZ_SECONDS=0 skips it).
 FUZZ_SECONDS=${SUPRA_FUZZ_SECONDS:-60}
 if [ "$FUZZ_SECONDS" != 0 ]; then bash "$ROOT/scripts/fuzz.sh" "$FUZZ_SECONDS"; fi
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" "$@"
+if [ "$cuda_rc" != 0 ]; then echo "[supra] the CUDA build check failed (see its output above)" >&2; exit "$cuda_rc"; fi

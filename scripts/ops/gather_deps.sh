@@ -5,7 +5,7 @@
 # scripts/ops/gpu_test.sh (CMake links deps/lib and the binaries find it through their RPATH). Run this on a machine with
 # Debian's packages.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PKGS=(libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev
       libgloo-dev)
 missing=()

@@ -8,7 +8,7 @@
 # Environment: TRAIN_STEPS, SEQ (2048), KV (192: the bf16 K/V tokens per layer with SUPRA's 4.2 MiB of state),
 #   DEVICE (cuda; cpu for a dry run), EVAL_DOCS (0: all held-out documents), SUPRA_BUILD_DIR (build-gpu).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-results}; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 BUILD=${SUPRA_BUILD_DIR:-build-gpu}
 STEPS=${TRAIN_STEPS:-1000}; SEQ=${SEQ:-2048}; KV=${KV:-192}; DEVICE=${DEVICE:-cuda}; EVAL_DOCS=${EVAL_DOCS:-0}

@@ -5,7 +5,7 @@
 # SUPRA_CMAKE_ARGS adds configure options (e.g. -DSUPRA_SHARED_DIR=/path/to/shared); SUPRA_BUILD_TARGETS limits the build
 # (e.g. "supra_kernels" for the benchmark alone).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 [ -d deps/include/spdlog ] || { echo "error: deps/ is missing: run scripts/ops/gather_deps.sh on a machine with apt, then copy deps/ here" >&2; exit 2; }
 BUILD=${SUPRA_BUILD_DIR:-build-gpu}
 NVCC=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}

@@ -10,7 +10,7 @@
 # data/train + data/heldout, the GGUF's sha256).
 set -euo pipefail
 RUN=${1:?usage: scripts/ops/stage_smollm2_gpu.sh RUN_DIR (with data/train and data/heldout)}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python3}
 cd "$ROOT"
 gguf=$($PY - <<'PYEOF'

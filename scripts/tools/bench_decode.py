@@ -8,6 +8,9 @@ converted with `supra convert`.
   python3 scripts/tools/bench_decode.py --supra build/supra --contexts 1024,4096,16384,65536 --device cuda --json out.json
   python3 scripts/tools/bench_decode.py --supra build/supra --shape tiny --contexts 256,1024 --device cpu   # a quick check
 
+--batches 1,8 decodes that many prompts of each context together (`supra generate --batch-size`); tokens/s count
+the tokens of the whole batch.
+
 TOVA reads the prompt token by token after the first K (so that no query sees more than K tokens); its prefill is
 therefore slow, and --tova-max-context bounds the contexts it runs at.
 """
@@ -66,9 +69,11 @@ def main() -> int:
     ap.add_argument("--tova-max-context", type=int, default=4096)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--batches", default="1", help="comma list of batch sizes (prompts decoded together)")
     ap.add_argument("--json")
     args = ap.parse_args()
     contexts = [int(x) for x in args.contexts.split(",")]
+    batches = [int(x) for x in args.batches.split(",")]
     results = {"shape": args.shape, "device": args.device, "dtype": args.dtype, "kv_size": args.kv_size, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -77,27 +82,31 @@ def main() -> int:
         vocab = SHAPES[args.shape][5]
         kinds = [("supra", tmp / "supra", []), ("transformer", tmp / "hf", []),
                  (f"tova K={args.kv_size}", tmp / "hf", ["--kv-policy", "tova", "--kv-size", str(args.kv_size)])]
-        print(f"{'context':>8s} | {'model':14s} | {'prefill tok/s':>13s} | {'decode tok/s':>12s} | {'state MiB/seq':>13s}")
-        for T in contexts:
-            rng = random.Random(T)
-            ids = tmp / "ids.txt"
-            ids.write_text(",".join(str(rng.randrange(3, vocab)) for _ in range(T)))
-            for name, model, extra in kinds:
-                if name.startswith("tova") and T > args.tova_max_context:
-                    continue
-                cmd = [args.supra, "generate", "--model", str(model), "--ids", f"@{ids}", "--no-bos",
-                       "--max-new-tokens", str(args.new_tokens), "--temperature", "0", "--device", args.device,
-                       "--dtype", args.dtype, *extra]
-                try:
-                    r = parse(run(cmd))
-                except RuntimeError as e:  # e.g. out of memory at long contexts: keep going
-                    r = {"error": str(e)[:300]}
-                results["rows"].append({"context": T, "model": name, **r})
-                if "error" in r:
-                    print(f"{T:8d} | {name:14s} | error: {r['error'][:80]}")
-                else:
-                    print(f"{T:8d} | {name:14s} | {r['prefill_tok_s']:13.0f} | {r['decode_tok_s']:12.1f} | "
-                          f"{r['state_bytes'] / 2**20:13.2f}", flush=True)
+        print(f"{'batch':>5s} | {'context':>8s} | {'model':14s} | {'prefill tok/s':>13s} | {'decode tok/s':>12s} | "
+              f"{'state MiB/seq':>13s}")
+        for B in batches:
+            for T in contexts:
+                rng = random.Random(T)
+                ids = tmp / "ids.txt"
+                ids.write_text(";".join(",".join(str(rng.randrange(3, vocab)) for _ in range(T)) for _ in range(B)))
+                for name, model, extra in kinds:
+                    if name.startswith("tova") and T > args.tova_max_context:
+                        continue
+                    cmd = [args.supra, "generate", "--model", str(model), "--ids", f"@{ids}", "--no-bos",
+                           "--max-new-tokens", str(args.new_tokens), "--temperature", "0", "--device", args.device,
+                           "--dtype", args.dtype, "--batch-size", str(B), *extra]
+                    try:
+                        r = parse(run(cmd))
+                    except RuntimeError as e:  # e.g. out of memory at long contexts: keep going
+                        r = {"error": str(e)[:300]}
+                    results["rows"].append({"batch": B, "context": T, "model": name, **r})
+                    if "error" in r:
+                        print(f"{B:5d} | {T:8d} | {name:14s} | error: {r['error'][:80]}")
+                    else:
+                        print(f"{B:5d} | {T:8d} | {name:14s} | {r['prefill_tok_s']:13.0f} | {r['decode_tok_s']:12.1f} | "
+                              f"{r['state_bytes'] / 2**20:13.2f}", flush=True)
+                    if args.json:  # after every row: a run cut short keeps what it measured
+                        Path(args.json).write_text(json.dumps(results, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -112,6 +112,25 @@ def rel_rms(ref, x) -> float:
 # ----------------------------------------------------------------------------------------------- implementations
 
 
+def bound_autotuning(max_configs: int) -> None:
+    """Keep only the first max_configs candidates of every @triton.autotune that is declared after this (fla's
+    kernels, imported next): a bounded warm-up for time-capped runs; fla may then miss its fastest config."""
+    if max_configs <= 0:
+        return
+    import triton
+
+    original = triton.autotune
+
+    def bounded(*args, **kwargs):
+        if "configs" in kwargs:
+            kwargs["configs"] = list(kwargs["configs"])[:max_configs]
+        elif args:
+            args = (list(args[0])[:max_configs],) + args[1:]
+        return original(*args, **kwargs)
+
+    triton.autotune = bounded
+
+
 class Impls:
     def __init__(self, lib: str | None, fla_dir: str | None):
         self.ours = None
@@ -122,6 +141,7 @@ class Impls:
         self.fla_error = None
         if fla_dir and os.path.isdir(os.path.join(fla_dir, "fla")):
             os.environ.setdefault("FLA_DISABLE_BACKEND_DISPATCH", "1")
+            bound_autotuning(int(os.environ.get("SUPRA_BENCH_FLA_MAX_CONFIGS", "0")))
             sys.path.insert(0, fla_dir)
             sys.modules["fla.layers"] = None  # fla's model packages import transformers; not needed here
             sys.modules["fla.models"] = None
@@ -419,6 +439,8 @@ def run_worker(args) -> dict:
     sh = shapes(args.quick)
     if args.shapes:
         sh = [x for x in sh if any(w.strip() and w.strip() in x.name for w in args.shapes.split(","))]
+    if args.shape_names:
+        sh = [x for x in sh if x.name in args.shape_names.split(";")]
 
     def save():  # after every step, so that a run cut short keeps what it measured
         result["gate_pass"] = all(g["pass"] for g in result["gate"].values()) and \
@@ -530,7 +552,10 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=2, help="repeat in this many processes (noise estimate)")
     ap.add_argument("--quick", action="store_true", help="primary shape only")
     ap.add_argument("--shapes", default="", help="comma list: only shapes whose name contains one of these")
+    ap.add_argument("--shape-names", default="", help="semicolon list of exact shape names (names contain commas)")
     ap.add_argument("--no-decode", action="store_true", help="skip the decode-step timing")
+    ap.add_argument("--fla-max-configs", type=int, default=0,
+                    help="bound fla's Triton autotuning to its first N configs per kernel (0: all)")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds for all processes (0: none)")
     ap.add_argument("--dry-run", action="store_true", help="no GPU needed: check the plan and the reference")
     ap.add_argument("--table", help="print the table of a JSON file written by --json")
@@ -557,6 +582,10 @@ def main() -> int:
             cmd.append("--quick")
         if args.shapes:
             cmd += ["--shapes", args.shapes]
+        if args.shape_names:
+            cmd += ["--shape-names", args.shape_names]
+        if args.fla_max_configs:
+            os.environ["SUPRA_BENCH_FLA_MAX_CONFIGS"] = str(args.fla_max_configs)
         if args.no_decode:
             cmd.append("--no-decode")
         t0 = time.time()

@@ -4,7 +4,7 @@
 # (--dir DATA to time a real prepared folder, --tokens, --seq-len, --batch, --vocab, --passes).
 # Usage: scripts/tools/bench_loader.sh [args]    (SUPRA_BUILD_DIR: build folder, default build/)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${SUPRA_BUILD_DIR:-build}
 [ -f "$BUILD/build.ninja" ] || cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" --target bench_loader -j "${SUPRA_JOBS:-$(nproc)}"

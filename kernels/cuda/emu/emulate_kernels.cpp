@@ -421,6 +421,9 @@ int main(int argc, char** argv) {
       {2, 37, 2, 1, 64, true, true, true, false},    // short last chunk, GQA, all options
       {1, 130, 2, 2, 128, true, true, true, false},  // three chunks, D = 128, resets on chunk edges
       {1, 100, 4, 2, 64, false, true, false, true},  // positive feature map, GQA
+      // all at once over several chunks: ragged T, GQA, S0, document resets, d(final state); row 1 has only the
+      // random resets (none in the fp32 draw: S0 and dS0 cross every chunk; at 14, 70, 72 in the bf16 draw)
+      {2, 97, 4, 2, 64, true, true, true, false},
   };
   if (!quick) {
     problems.push_back({1, 64, 2, 2, 128, false, false, false, false});  // exactly one chunk
