@@ -19,7 +19,10 @@ SUPRA_JOBS=$JOBS PYTHON=$PY bash "$ROOT/scripts/tools/cuda_build_check.sh" || cu
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$(command -v $PY)"
 cmake --build "$BUILD" -j "$JOBS"
 # A short fuzzing pass over the readers of untrusted files (scripts/fuzz.sh; SUPRA_FUZZ_SECONDS=0 skips it).
+# A finding fails the run after the suite has run.
 FUZZ_SECONDS=${SUPRA_FUZZ_SECONDS:-60}
-if [ "$FUZZ_SECONDS" != 0 ]; then bash "$ROOT/scripts/fuzz.sh" "$FUZZ_SECONDS"; fi
+fuzz_rc=0
+if [ "$FUZZ_SECONDS" != 0 ]; then bash "$ROOT/scripts/fuzz.sh" "$FUZZ_SECONDS" || fuzz_rc=$?; fi
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" "$@"
 if [ "$cuda_rc" != 0 ]; then echo "[supra] the CUDA build check failed (see its output above)" >&2; exit "$cuda_rc"; fi
+if [ "$fuzz_rc" != 0 ]; then echo "[supra] fuzzing found a problem (see its output above)" >&2; exit "$fuzz_rc"; fi
