@@ -6,6 +6,7 @@
 
 #include "core/base/error.h"
 #include "core/base/files.h"
+#include "core/tokenizer/text.h"
 
 namespace supra::cli {
 namespace {
@@ -216,7 +217,7 @@ class Parser {
         case '"': out += '"'; break;
         case '\\': out += '\\'; break;
         case 'u':
-        case 'U': append_utf8(out, hex(e == 'u' ? 4 : 8)); break;
+        case 'U': tokenizer_detail::utf8_append(out, hex(e == 'u' ? 4 : 8)); break;
         default: --i_, fail(std::string("unknown escape \\") + e);
       }
     }
@@ -232,24 +233,6 @@ class Parser {
     }
     if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) fail("the escape is not a Unicode scalar value");
     return v;
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
 
   const std::string& s_;
