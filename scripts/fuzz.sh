@@ -3,15 +3,16 @@
 # shards, tokenizer.json and the training TOML (tests/fuzz). Builds the harnesses in their own build folder, then runs
 # each for SECONDS (default 60) on a corpus that grows across runs (<build>/corpus/<harness>, seeded from
 # tests/fuzz/corpus). A finding (crash, sanitizer report, uncaught exception, broken promise) is saved under
-# <build>/findings/<harness>/ and makes the script exit 1; reproduce it with `<build>/fuzz_<harness> FILE`, then add it
-# as a regression test. Usage: scripts/fuzz.sh [SECONDS]   (SUPRA_FUZZ_JOBS harnesses at a time, default: cores)
+# <build>/findings/<harness>/ and makes the script exit 1; reproduce it with `<build>/tests/fuzz/fuzz_<harness> FILE`, then
+# add it as a regression test. Usage: scripts/fuzz.sh [SECONDS]   (SUPRA_FUZZ_JOBS harnesses at a time, default: cores;
+# SUPRA_FUZZ_HARNESSES: a space-separated subset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 BUILD=${SUPRA_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 JOBS=${SUPRA_FUZZ_JOBS:-$(nproc)}
-HARNESSES=(safetensors model_config shards tokenizer train_toml)
+read -r -a HARNESSES <<< "${SUPRA_FUZZ_HARNESSES:-safetensors model_config shards tokenizer train_toml}"
 source "$ROOT/scripts/install_deps.sh"  # the C++ dependencies and LibTorch, as for the main build
 
 # clang with the libFuzzer runtime and llvm-symbolizer for readable reports (Debian: clang-19, libclang-rt-19-dev, llvm-19).
