@@ -158,8 +158,8 @@ class Parser {
       i_ = begin;
       fail(token.empty() ? "expected a value" : "'" + token + "' is not a string, decimal number or boolean");
     }
-    std::string text;
-    for (char d : token)
+    std::string text;  // as written, without '_' and a leading '+' (which TOML allows and means nothing)
+    for (char d : token.substr(token[0] == '+' ? 1 : 0))
       if (d != '_') text += d;
     return text;
   }

@@ -193,6 +193,28 @@ def test_unknown_config_key_is_an_error(run_supra, tmp_path):
     assert "optim.learning_rate" in proc.stderr and str(cfg) in proc.stderr
 
 
+def test_toml_forms_that_settings_use_are_read_exactly(run_supra, tmp_path):
+    """The TOML subset supra reads (cli/toml_settings.h): BOM, CRLF, comments, dotted and quoted keys, basic strings
+    with escapes, literal strings, '_' in numbers, signs, exponents, booleans — each value arrives as written."""
+    cfg = tmp_path / "forms.toml"
+    cfg.write_bytes("\ufeff# a comment\r\n"
+                    'optim.lr = 1_0e-4   # dotted key at top level\r\n'
+                    "[model]\r\n"
+                    "path = 'C:\\models\\é' # literal: no escapes\n"
+                    "[ \"train\" ]\n"
+                    'objective = "dis\\u0074ill"\n'
+                    "steps = +1_000\n"
+                    "activation_checkpointing = true\n"
+                    "[data]\n"
+                    "dir = \"d\"\n".encode())
+    proc = run_supra("train", "--config", cfg, "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.replace(" ", "")
+    for want in ["optim.lr=10e-4", 'model.path="C:\\models\\é"', 'train.objective="distill"', "train.steps=1000",
+                 "train.activation_checkpointing=true", "data.dir='d'"]:
+        assert want in out, f"{want!r} not in {proc.stdout}"
+
+
 def test_docs_list_every_config_key(run_supra):
     """docs/training.md's key table is the config table's own rendering (`supra train --print-config-doc`)."""
     proc = run_supra("train", "--print-config-doc")
