@@ -80,14 +80,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
   write_file_atomic(path, content.data(), content.size());
 }
 
-bool output_exists(const std::filesystem::path& out) {
-  std::error_code ec;
-  return std::filesystem::exists(out, ec) &&
-         !(std::filesystem::is_directory(out, ec) && std::filesystem::is_empty(out, ec));
-}
-
 void refuse_existing_output(const std::filesystem::path& out, const std::string& hint) {
-  if (output_exists(out))
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) &&
+      !(std::filesystem::is_directory(out, ec) && std::filesystem::is_empty(out, ec)))
     throw Error(out.string(),
                 "already exists and is not empty; refusing to overwrite it" + (hint.empty() ? "" : " (" + hint + ")"));
 }

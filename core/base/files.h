@@ -44,8 +44,6 @@ std::string read_file(const std::filesystem::path& path);  // throws supra::Erro
 // Refuses an output path that holds something (a file, or a non-empty folder): supra never writes into or over a
 // previous result unless asked to (`hint`, e.g. "pass --force to replace it", completes the message).
 void refuse_existing_output(const std::filesystem::path& out, const std::string& hint = "");
-// Whether `out` holds something (a file, or a non-empty folder).
-bool output_exists(const std::filesystem::path& out);
 
 // Removes a file or a folder tree (no-op when absent); returns false if something could not be removed. POSIX
 // nftw rather than std::filesystem::remove_all: on an H100 node (Ubuntu 24.04, GCC 13, torch 2.11+cu130) every

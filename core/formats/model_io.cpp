@@ -136,8 +136,7 @@ StoredModel read_stored_model(const fs::path& path) {
   }
   const fs::path config_path = path / "config.json";
   if (!fs::exists(config_path, ec)) throw Error(src, "folder has no config.json");
-  if (fs::is_directory(config_path, ec)) throw Error(config_path.string(), "is a folder, not a JSON file");
-  if (const nlohmann::json j = nlohmann::json::parse(std::ifstream(config_path), nullptr, /*allow_exceptions=*/false);
+  if (const nlohmann::json j = nlohmann::json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
       is_openlm_config(j))
     return read_openlm(path, j);  // the OpenLM reference format (TRI-ML/mistral-supra)
   StoredModel ck;

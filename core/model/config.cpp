@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/base/error.h"
+#include "core/base/files.h"
 
 namespace supra {
 
@@ -181,13 +182,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(path.string(), "is a folder, not a JSON file");
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot open config file");
+  const std::string text = read_file(path);  // refuses folders and unreadable files
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw Error(path.string(), std::string("invalid JSON: ") + e.what());
   }
