@@ -15,6 +15,7 @@
 #include "cli/model_options.h"
 #include "core/base/error.h"
 #include "core/formats/model_io.h"
+#include "core/model/decode_floor.h"
 #include "core/model/generate.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -26,7 +27,8 @@ struct GenerateArgs {
   int64_t max_new_tokens = 128, top_k = 0, kv_size = 0, batch_size = 16;
   double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
   uint64_t seed = 0;
-  bool no_bos = false, show_prompt = false;
+  bool no_bos = false, show_prompt = false, floor = false, cuda_graph = false;
+  std::string decode_path = "fast";
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -82,6 +84,8 @@ void run_generate(const GenerateArgs& a) {
   if (tok && tok->eos_id() && std::find(o.stop_ids.begin(), o.stop_ids.end(), *tok->eos_id()) == o.stop_ids.end())
     o.stop_ids.push_back(*tok->eos_id());
   o.kv = {parse_kv_policy(a.kv_policy), a.kv_size};
+  o.reference_decode = a.decode_path == "reference";
+  o.cuda_graph = a.cuda_graph;
   if (o.kv.bounded() && cfg.supra)
     spdlog::warn("--kv-policy {} ignored: {} is a SUPRA model (constant-size recurrent state)", a.kv_policy, a.model);
   if (o.kv.bounded() && o.kv.size < 1)
@@ -98,6 +102,15 @@ void run_generate(const GenerateArgs& a) {
     else
       std::cout << id << ' ' << std::flush;
   };
+  // The weight-read floor is measured before and after generating (interleaved with it), at the first batch's size.
+  const int64_t floor_batch = std::min<int64_t>(static_cast<int64_t>(prompts.size()), a.batch_size);
+  std::vector<double> floor_sweeps;
+  DecodeFloor floor;
+  auto measure_floor = [&] {
+    floor = measure_decode_floor(model, floor_batch, 5);
+    floor_sweeps.insert(floor_sweeps.end(), floor.sweep_seconds.begin(), floor.sweep_seconds.end());
+  };
+  if (a.floor) measure_floor();
   GenerateStats total;
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(a.batch_size)) {
     const size_t n = std::min(prompts.size() - first, static_cast<size_t>(a.batch_size));
@@ -120,11 +133,28 @@ void run_generate(const GenerateArgs& a) {
     total.new_tokens += r.stats.new_tokens;
     total.prefill_seconds += r.stats.prefill_seconds;
     total.decode_seconds += r.stats.decode_seconds;
+    total.step_seconds.insert(total.step_seconds.end(), r.stats.step_seconds.begin(), r.stats.step_seconds.end());
     total.state_bytes = std::max(total.state_bytes, r.stats.state_bytes / static_cast<int64_t>(n));
   }
   spdlog::info("prefill: {} tokens in {:.3f} s ({:.0f} tokens/s); decode: {} tokens in {:.3f} s ({:.1f} tokens/s)",
                total.prompt_tokens, total.prefill_seconds, total.prompt_tokens / std::max(total.prefill_seconds, 1e-9),
                total.new_tokens, total.decode_seconds, total.new_tokens / std::max(total.decode_seconds, 1e-9));
+  if (!total.step_seconds.empty())
+    spdlog::info("decode step ({} path): median {:.3f} ms, min {:.3f} ms over {} steps", a.decode_path,
+                 1e3 * median(total.step_seconds),
+                 1e3 * *std::min_element(total.step_seconds.begin(), total.step_seconds.end()),
+                 total.step_seconds.size());
+  if (a.floor) {
+    measure_floor();
+    const double fmin = *std::min_element(floor_sweeps.begin(), floor_sweeps.end());
+    spdlog::info(
+        "weight-read floor: min {:.3f} ms, median {:.3f} ms per step (GEMV over {} matrices, {:.1f} MB, "
+        "batch {}, {} sweeps){}",
+        1e3 * fmin, 1e3 * median(floor_sweeps), floor.matrices, floor.bytes / 1e6, floor_batch, floor_sweeps.size(),
+        total.step_seconds.empty() ? std::string()
+                                   : fmt::format("; median decode step / median floor = {:.3f}",
+                                                 median(total.step_seconds) / median(floor_sweeps)));
+  }
   spdlog::info("state per sequence at the end: {} bytes ({}{})", total.state_bytes,
                cfg.supra ? "SUPRA recurrent state, constant" : "K/V cache, policy " + kv_policy_name(o.kv.policy),
                o.kv.bounded() && !cfg.supra ? " K=" + std::to_string(o.kv.size) : "");
@@ -158,6 +188,16 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype)->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
   cmd->add_flag("--no-bos", a->no_bos, "do not put BOS before each prompt");
   cmd->add_flag("--echo", a->show_prompt, "print the prompt before the streamed continuation");
+  cmd->add_option("--decode-path", a->decode_path,
+                  "fast (fused per-layer step, docs/benchmarks.md) | reference (the model's forward on one token)")
+      ->check(CLI::IsMember({"fast", "reference"}))
+      ->capture_default_str();
+  cmd->add_flag("--cuda-graph", a->cuda_graph,
+                "fast path on CUDA: capture the decode step once in a CUDA graph and replay it (SUPRA models; off by "
+                "default until measured, docs/benchmarks.md)");
+  cmd->add_flag("--floor", a->floor,
+                "also measure the weight-read floor (a GEMV over every matrix) before and after, and report the "
+                "decode step's ratio to it");
   cmd->callback([a] { run_generate(*a); });
 }
 

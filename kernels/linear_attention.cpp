@@ -44,4 +44,13 @@ torch::Tensor linear_attention_step_(const torch::Tensor& q, const torch::Tensor
   return op.call(q, k, v, state, log_gamma, scale, to_optional(reset));
 }
 
+torch::Tensor supra_decode_step_(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
+                                 torch::Tensor& state, const torch::Tensor& log_gamma, double scale) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("supra::supra_decode_step_", "")
+                       .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                            torch::Tensor&, const torch::Tensor&, double)>();
+  return op.call(pre, cos, sin, state, log_gamma, scale);
+}
+
 }  // namespace supra::kernels

@@ -26,4 +26,17 @@ torch::Tensor linear_attention_step_(const torch::Tensor& q, const torch::Tensor
                                      torch::Tensor& state, const torch::Tensor& log_gamma, double scale,
                                      const torch::Tensor& reset = {});
 
+// A SUPRA layer's whole decode step after its input projection, in place on `state` (fp32 [B, H, D, D]):
+// pre [B, (H + 2·H_kv)·D] = the feature-map pre-activations of q and k, then v (one row per sequence); cos, sin
+// [B, D] = the RoPE rows of each sequence's position. q = RoPE(ReLU(q_pre)), k = scale·RoPE(ReLU(k_pre)), one
+// recurrent step (as linear_attention_step_), then GroupNorm per head (no affine, eps 1e-5). Returns [B, H·D] in
+// pre's dtype. CPU: one fused pass (kernels/cpu/decode_step.cpp); other devices: the composite of ATen ops and
+// linear_attention_step_ (no host synchronisation: capturable in a CUDA graph). Not differentiable.
+torch::Tensor supra_decode_step_(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
+                                 torch::Tensor& state, const torch::Tensor& log_gamma, double scale);
+// The same step as ATen ops and linear_attention_step_ (fp32 arithmetic, any device): what the op runs where no
+// fused kernel is registered (kernels/ops.cpp), callable directly to compare a fused kernel with.
+torch::Tensor supra_decode_step_composite(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          torch::Tensor& state, const torch::Tensor& log_gamma, double scale);
+
 }  // namespace supra::kernels

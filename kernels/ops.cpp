@@ -5,6 +5,7 @@
 // CUDA), the op to use in a decode loop / CUDA graph.
 #include <torch/library.h>
 
+#include "kernels/linear_attention.h"
 #include "kernels/op_args.h"
 #include "kernels/reference/linear_attention.h"
 
@@ -50,6 +51,35 @@ torch::Tensor step_inplace_op(const torch::Tensor& q, const torch::Tensor& k, co
 
 }  // namespace
 
+torch::Tensor supra_decode_step_composite(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          torch::Tensor& state, const torch::Tensor& log_gamma, double scale) {
+  TORCH_CHECK(state.dim() == 4 && state.size(2) == state.size(3), "supra_decode_step_: state must be [B, H, D, D]");
+  const int64_t B = state.size(0), H = state.size(1), D = state.size(2);
+  TORCH_CHECK(pre.dim() == 2 && pre.size(0) == B && pre.size(1) % D == 0 && (pre.size(1) / D - H) % 2 == 0 &&
+                  pre.size(1) / D > H,
+              "supra_decode_step_: pre must be [B, (H + 2 H_kv) · D]");
+  const int64_t Hkv = (pre.size(1) / D - H) / 2;
+  auto x = pre.to(torch::kFloat).view({B, H + 2 * Hkv, D});
+  auto c = cos.to(torch::kFloat).unsqueeze(1), s = sin.to(torch::kFloat).unsqueeze(1);
+  auto rope = [&](const torch::Tensor& t) {  // x·cos + rotate_half(x)·sin
+    auto rotated = torch::cat({-t.narrow(-1, D / 2, D / 2), t.narrow(-1, 0, D / 2)}, -1);
+    return t * c + rotated * s;
+  };
+  auto q = rope(torch::relu(x.narrow(1, 0, H))).contiguous();
+  auto k = rope(torch::relu(x.narrow(1, H, Hkv))).contiguous();
+  auto v = x.narrow(1, H + Hkv, Hkv).contiguous();
+  static auto step =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("supra::linear_attention_step_", "")
+          .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, torch::Tensor&,
+                               const torch::Tensor&, double, const std::optional<torch::Tensor>&)>();
+  auto o = step.call(q, k, v, state, log_gamma, scale, std::nullopt).to(torch::kFloat);
+  auto mean = o.mean(-1, /*keepdim=*/true);
+  auto centred = o - mean;
+  auto var = centred.pow(2).mean(-1, /*keepdim=*/true);
+  return (centred * torch::rsqrt(var + 1e-5)).to(pre.scalar_type()).view({B, H * D});
+}
+
 TORCH_LIBRARY(supra, m) {
   m.def(
       "linear_attention(Tensor q, Tensor k, Tensor v, Tensor log_gamma, float scale, Tensor? initial_state=None, "
@@ -66,6 +96,9 @@ TORCH_LIBRARY(supra, m) {
   m.def(
       "linear_attention_step_(Tensor q, Tensor k, Tensor v, Tensor(a!) state, Tensor log_gamma, float scale, "
       "Tensor? reset=None) -> Tensor");
+  m.def(
+      "supra_decode_step_(Tensor pre, Tensor cos, Tensor sin, Tensor(a!) state, Tensor log_gamma, float scale) -> "
+      "Tensor");
 }
 
 TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
@@ -75,6 +108,9 @@ TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
   m.impl("linear_attention_step", &step_op);
   m.impl("linear_attention_step_", &step_inplace_op);
 }
+
+// A backend kernel registered for the same op (CPU: kernels/cpu/decode_step.cpp) takes precedence over this one.
+TORCH_LIBRARY_IMPL(supra, CompositeExplicitAutograd, m) { m.impl("supra_decode_step_", &supra_decode_step_composite); }
 // CUDA tensors: kernels/cuda/linear_attention_cuda.cpp (built when LibTorch has CUDA) registers the CUDA kernels for
 // linear_attention (CUDA and AutogradCUDA keys, the latter a torch::autograd::Function whose backward runs the
 // backward kernels) and for linear_attention_step_. Without those registrations CUDA tensors take the composite

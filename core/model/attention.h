@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
 #include <optional>
 
 #include "core/model/inference_cache.h"
@@ -27,10 +28,26 @@ struct AttentionContext {
   mutable std::optional<torch::Tensor> softmax_mask;
 };
 
+// One layer's decoding step in the decode fast path (core/model/decoder.h), bound to its LayerCache and to weights
+// prepared once (fused projections): x [B, hidden] (normalised) of one token per sequence -> [B, hidden]. `rope`
+// holds the rows [B, head_dim] of this token's positions [B]. Runs under NoGradGuard.
+class MixerStep {
+ public:
+  virtual ~MixerStep() = default;
+  virtual torch::Tensor run(const torch::Tensor& x, const RopeTables& rope, const torch::Tensor& positions) = 0;
+  // True when run() has fixed shapes, allocates nothing that outlives it and never synchronises with the host, so
+  // that a CUDA graph can capture it (a growing K/V cache cannot).
+  virtual bool capturable() const { return false; }
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   // x [B, T, hidden] (already normalised) -> [B, T, hidden]
   virtual torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) = 0;
+  // This layer's step for the decode fast path, reading and updating `cache` (filled by the prefill). The default
+  // runs forward() on a one-token context (the reference path's arithmetic); kinds with a fused recurrent step
+  // override it. The step must not outlive this module or the cache.
+  virtual std::unique_ptr<MixerStep> decode_step(LayerCache& cache, const KvCacheOptions& kv);
 };
 
 }  // namespace supra

@@ -63,6 +63,7 @@ class CausalLMImpl : public torch::nn::Module {
   // Only the blocks of forward_with: the last block's output [B, T, hidden] (before the final norm; no logits).
   torch::Tensor run_blocks(const torch::Tensor& input_ids, const torch::Tensor& resets, const BlockRunner& run_block);
   torch::Tensor lm_head_weight() const;  // the tied embedding or lm_head.weight
+  const torch::Tensor& inv_freq() const { return inv_freq_; }  // RoPE, fp32 [head_dim/2]
   DecoderLayer layer(int64_t i) const;
 
   const ModelConfig& config() const { return config_; }

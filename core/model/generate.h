@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/model/causal_lm.h"
+#include "core/model/decoder.h"
 #include "core/model/inference_cache.h"
 #include "core/model/token_sampling.h"
 
@@ -21,6 +22,8 @@ struct GenerateOptions {
   at::Generator* generator = nullptr;  // when set, sample from it instead of a fresh one seeded with `seed`
   std::vector<int64_t> stop_ids;       // a sequence ends after producing one of these (kept in its output)
   KvCacheOptions kv;                   // softmax layers only
+  bool reference_decode = false;       // decode with CausalLM::forward_cached instead of the fast path (Decoder)
+  bool cuda_graph = false;             // fast path on CUDA: replay the step as a CUDA graph (DecoderOptions)
 };
 
 struct GenerateStats {
@@ -28,7 +31,8 @@ struct GenerateStats {
   int64_t new_tokens = 0;     // tokens generated for unfinished sequences
   int64_t decode_steps = 0;
   double prefill_seconds = 0, decode_seconds = 0;
-  int64_t state_bytes = 0;  // the whole batch's states / caches at the end
+  std::vector<double> step_seconds;  // each decode step's wall time (sampling included; on CUDA up to the logits copy)
+  int64_t state_bytes = 0;           // the whole batch's states / caches at the end
 };
 
 struct GenerateResult {
@@ -40,8 +44,9 @@ struct GenerateResult {
 using TokenCallback = std::function<void(int64_t row, int64_t id)>;
 
 // Generates for a batch of prompts (token ids, BOS included as the model expects; lengths may differ). Deterministic
-// for a seed on a given device. With a bounded K/V policy, a transformer reads prompts longer than K token by token
-// after the first K, so that no query ever sees more than K cached tokens.
+// for a seed on a given device. Sampling runs on the device; the host reads each step's tokens (for streaming and
+// stop tokens) while the device already runs the next step. With a bounded K/V policy, a transformer reads prompts
+// longer than K token by token after the first K, so that no query ever sees more than K cached tokens.
 GenerateResult generate(CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
                         const GenerateOptions& options, const TokenCallback& on_token = {});
 

@@ -4,21 +4,22 @@
 
 namespace supra {
 
-torch::Tensor sample_next(torch::Tensor logits, const SamplingOptions& o,
-                          const std::vector<std::vector<int64_t>>& history, at::Generator& gen) {
-  TORCH_CHECK(logits.dim() == 2 && logits.device().is_cpu(), "sample_next: logits must be [B, V] on the CPU");
-  logits = logits.to(torch::kFloat).clone();
-  const int64_t B = logits.size(0), V = logits.size(1);
+torch::Tensor seen_tokens(const std::vector<std::vector<int64_t>>& rows, int64_t vocab, torch::Device device) {
+  auto seen = torch::zeros({static_cast<int64_t>(rows.size()), vocab}, torch::kBool);
+  for (size_t b = 0; b < rows.size(); ++b)
+    if (!rows[b].empty()) seen[static_cast<int64_t>(b)].index_put_({torch::tensor(rows[b], torch::kLong)}, true);
+  return seen.to(device);
+}
+
+torch::Tensor sample_next(const torch::Tensor& raw, const SamplingOptions& o, const torch::Tensor& seen,
+                          at::Generator& gen) {
+  TORCH_CHECK(raw.dim() == 2, "sample_next: logits must be [B, V]");
+  auto logits = raw.to(torch::kFloat);
+  const int64_t V = logits.size(1);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  if (o.repetition_penalty != 1.0) {
-    for (int64_t b = 0; b < B && b < static_cast<int64_t>(history.size()); ++b) {
-      if (history[b].empty()) continue;
-      auto seen = std::get<0>(at::_unique(torch::tensor(history[b], torch::kLong)));
-      auto row = logits[b];
-      auto l = row.index({seen});
-      row.index_put_({seen}, torch::where(l > 0, l / o.repetition_penalty, l * o.repetition_penalty));
-    }
-  }
+  if (o.repetition_penalty != 1.0 && seen.defined())
+    logits = torch::where(seen, torch::where(logits > 0, logits / o.repetition_penalty, logits * o.repetition_penalty),
+                          logits);
   // Extreme penalties overflow to ±inf: keep every logit finite so that nothing below turns into NaN.
   logits = logits.clamp(std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max());
   if (o.temperature <= 0) return logits.argmax(-1);

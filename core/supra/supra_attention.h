@@ -5,6 +5,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <utility>
+#include <vector>
+
 #include "core/model/attention.h"
 #include "core/model/config.h"
 #include "core/model/layers.h"
@@ -15,6 +18,9 @@ class SupraAttentionImpl : public AttentionImpl {
  public:
   SupraAttentionImpl(const ModelConfig& config, const SupraSettings& settings);
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx) override;
+  // The fused decode step (core/supra/supra_decode_step.cpp): one matmul for the feature-map pre-activations of q
+  // and k and for v, kernels::supra_decode_step_, o_proj.
+  std::unique_ptr<MixerStep> decode_step(LayerCache& cache, const KvCacheOptions& kv) override;
 
   // The feature-mapped, rotated inputs of the attention op: q [B, T, H, d], k and v [B, T, H_kv, d]. Padding
   // tokens get k = v = 0, so they never enter the state.
@@ -31,6 +37,17 @@ class SupraAttentionImpl : public AttentionImpl {
   int64_t num_heads, num_kv_heads, head_dim, chunk_size;
   bool qk_norm;
   double scale;
+
+  // The decode step's fused input projection, built on first use and rebuilt when a weight it is made from
+  // changes (another tensor, device, dtype, or an in-place update: each source's data pointer and version).
+  struct FusedInput {
+    std::vector<std::pair<const void*, int64_t>> sources;
+    torch::Tensor weight, bias;  // [(H + 2·H_kv)·d, hidden], [(H + 2·H_kv)·d] (undefined with qk_norm)
+  };
+  const FusedInput& fused_input();
+
+ private:
+  FusedInput fused_input_;
 };
 
 }  // namespace supra

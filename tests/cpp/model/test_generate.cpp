@@ -9,6 +9,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/model/decoder.h"
 #include "core/model/generate.h"
 #include "core/model/rope.h"
 #include "core/model/softmax_attention.h"
@@ -115,11 +116,13 @@ TEST(Generate, SamplingIsSeededAndFiltersWork) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   auto logits = torch::tensor({{0.0f, 3.0f, 2.9f, -1.0f}});
   for (int i = 0; i < 50; ++i) {
-    int64_t t = supra::sample_next(logits, {1.0, 0, 0.5, 1.0}, {{}}, gen).item<int64_t>();
+    int64_t t = supra::sample_next(logits, {1.0, 0, 0.5, 1.0}, {}, gen).item<int64_t>();
     EXPECT_EQ(t, 1);  // p(1) ≈ 0.51 ≥ 0.5: token 2 is dropped (the mass before it already reaches top_p)
     if (t != 1) break;
   }
-  EXPECT_EQ(supra::sample_next(logits, {0.0, 0, 1.0, 2.0}, {{1}}, gen).item<int64_t>(), 2);  // 3/2 < 2.9
+  EXPECT_EQ(
+      supra::sample_next(logits, {0.0, 0, 1.0, 2.0}, supra::seen_tokens({{1}}, 4, torch::kCPU), gen).item<int64_t>(),
+      2);  // 3/2 < 2.9
 }
 
 TEST(Generate, BoundedPoliciesWithLargeKEqualFullCache) {
@@ -204,5 +207,63 @@ TEST(Generate, TovaEvictionOrderMatchesPlainImplementation) {
     }
     auto got = to_vec(cache.pos[0]);
     ASSERT_EQ(got, kept) << "after token " << t;
+  }
+}
+
+// The decode fast path (core/model/decoder.h: fused input projection with the feature maps folded in, the fused
+// step op; the generic one-token forward for softmax layers) against the reference path (forward_cached), step by
+// step from the same prefill: SUPRA logits and states to float rounding, softmax bitwise; then whole generations
+// give the same greedy tokens (SUPRA with a shared map, a separate key map, qk_norm; softmax with GQA and a window).
+TEST(Generate, DecoderStepMatchesForwardCached) {
+  struct Case {
+    int64_t kv;
+    bool supra_layers, qk_norm;
+  };
+  for (auto c : {Case{4, true, false}, Case{2, true, false}, Case{2, true, true}, Case{2, false, false}}) {
+    auto m =
+        supra::test::random_model(tiny(4, c.kv, c.supra_layers ? std::nullopt : std::optional<int64_t>(3)), 1, 0.3);
+    if (c.supra_layers) supra::convert_to_supra(m, supra::SupraSettings{.qk_norm = c.qk_norm}, 7);
+    torch::NoGradGuard g;
+    auto prompt = torch::tensor({{0, 0, 1, 5, 9}, {1, 7, 3, 3, 8}}, torch::kLong);
+    auto real = torch::tensor({{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}, torch::kLong).to(torch::kBool);  // left padding
+    supra::InferenceCache fast_cache(2), ref_cache(2);
+    m->forward_cached(prompt, real, fast_cache);
+    m->forward_cached(prompt, real, ref_cache);
+    supra::Decoder decoder(m, fast_cache, 64);
+    auto ids = torch::tensor({3, 11}, torch::kLong);
+    for (int step = 0; step < 12; ++step) {
+      auto fast = decoder.step(ids);
+      auto ref = m->forward_cached(ids.view({2, 1}), {}, ref_cache);
+      const std::string what = (c.supra_layers ? "SUPRA kv=" : "softmax kv=") + std::to_string(c.kv) +
+                               (c.qk_norm ? " qk_norm" : "") + " step " + std::to_string(step);
+      if (c.supra_layers) {
+        EXPECT_TRUE(torch::allclose(fast, ref, 1e-5, 1e-5))
+            << what << " max diff " << (fast - ref).abs().max().item<double>();
+        for (int64_t l = 0; l < 2; ++l)
+          EXPECT_TRUE(torch::allclose(fast_cache.layers[l].state, ref_cache.layers[l].state, 1e-5, 1e-6)) << what;
+      } else {
+        EXPECT_TRUE(torch::equal(fast, ref)) << what;
+      }
+      EXPECT_TRUE(torch::equal(fast_cache.next_position, ref_cache.next_position)) << what;
+      ids = ref.argmax(-1);
+    }
+  }
+}
+
+TEST(Generate, FastDecodeGivesTheReferenceTokens) {
+  const std::vector<std::vector<int64_t>> prompts = {{1, 5, 9}, {1, 7, 3, 3, 8, 2, 11}, {1}, {1, 4, 4, 4, 4}};
+  for (int64_t kv : {4, 2}) {
+    for (bool qk_norm : {false, true}) {
+      auto m = supra::test::random_model(tiny(4, kv, std::nullopt), 1, 0.3);
+      supra::convert_to_supra(m, supra::SupraSettings{.qk_norm = qk_norm}, 7);
+      supra::GenerateOptions o;
+      o.sampling.temperature = 0;
+      o.max_new_tokens = 32;
+      auto fast = supra::generate(m, prompts, o);
+      o.reference_decode = true;
+      auto ref = supra::generate(m, prompts, o);
+      EXPECT_EQ(fast.tokens, ref.tokens) << "kv " << kv << (qk_norm ? " qk_norm" : "");
+      EXPECT_EQ(fast.stats.step_seconds.size(), 31u);  // 32 tokens, the first one not timed
+    }
   }
 }
