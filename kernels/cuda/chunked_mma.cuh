@@ -163,19 +163,22 @@ SUPRA_DEVICE void chunk_documents(int* seg, const uint8_t* resets, int L, int la
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Forward (kGradQ = false): O and the final state.  dQ sweep (kGradQ = true): dQ.
-// Shared memory: smem_bytes<D>(3, 2). Grid: B·H CTAs of kThreads.
-template <int D, bool kGradQ>
-SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Forward (kGradQ = false): O and the final state.  dQ sweep (kGradQ = true): dQ.  kStateOnly: the segment-state
+// pass of the sequence-parallel forward (segments.cuh): only S, from zero, no output; the result goes to
+// BlockInfo::local_state_out. Shared memory: smem_bytes<D>(3, 2). Grid: B·H CTAs of kThreads (B·H·nseg with
+// segments: a CTA walks tokens 0 … bi.len − 1 of its segment).
+template <int D, bool kGradQ, bool kStateOnly = false>
+SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   using Lay = Layout<D>;
   using ST = StateTile<D>;
   constexpr int C = kChunk, LD = Lay::LD;
   constexpr int KS = D / 16;   // 16-wide k-slices over the head dim
   constexpr int ONT = D / 16;  // 8-wide output tiles per warp (half of the D columns)
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_state_out(a) == nullptr) return;  // the last segment's state is not needed
 
   bf16* tiles = reinterpret_cast<bf16*>(smem);            // [2 stages][3][TILE]: A_in (Q or dO), K, V
   bf16* sS = tiles + 2 * 3 * Lay::TILE;                   // [D][LD] bf16 copy of S_c
@@ -194,7 +197,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
   const ST st(warp);
   float accS[ST::NT][4];
-  state_load<D>(accS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, kStateOnly ? nullptr : bi.initial_state(a), st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
   const int wr = warp & 3;                  // output rows 16·wr … 16·wr + 15
@@ -206,7 +209,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     const int64_t t0 = c * C;
     const int rows = static_cast<int>(T - t0 < C ? T - t0 : C);
     bf16* dst = tiles + stage * 3 * Lay::TILE;
-    load_tile_async<D>(dst, gA + t0 * strideA, strideA, rows, tid);
+    if (!kStateOnly) load_tile_async<D>(dst, gA + t0 * strideA, strideA, rows, tid);
     load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
     load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
   };
@@ -231,6 +234,23 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     bf16* sV = sA + 2 * Lay::TILE;
     const bf16* sScoreB = kGradQ ? sV : sK;  // scores  = A_in · sScoreBᵀ   (Q Kᵀ or dO Vᵀ)
     const bf16* sVals = kGradQ ? sK : sV;    // intra  += P · sVals         (P V or dP K)
+
+    // (5) K ← diag(w) K in place (bf16); (6) S ← δ S + (diag(w) K)ᵀ V, and its bf16 copy.
+    auto advance_state = [&] {
+      const int segL = sSeg[L - 1];
+      for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
+        const int j = idx / (D / 2), col = (idx % (D / 2)) * 2;
+        const float w = (j < L && sSeg[j] == segL) ? scale * sG[L - j] : 0.f;
+        dev::scale_pair(sK + j * LD + col, w);
+      }
+      dev::block_sync();
+      state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sK, sV, sS, st, lane);
+      dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
+    };
+    if constexpr (kStateOnly) {  // the segment-state pass: nothing but (5) and (6)
+      advance_state();
+      continue;
+    }
 
     // (1) inter-chunk product and scores, sharing the A_in fragments.
     //     forward: acc = Q S      (B[k = dk][n = e]  = S[dk][e]: load_b_kn)
@@ -310,37 +330,30 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     }
     dev::block_sync();  // every warp is done with K (raw) and with the bf16 copy of S_c
 
-    // (5) K ← diag(w) K in place (bf16).
-    const int segL = sSeg[L - 1];
-    for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
-      const int j = idx / (D / 2), col = (idx % (D / 2)) * 2;
-      const float w = (j < L && sSeg[j] == segL) ? scale * sG[L - j] : 0.f;
-      dev::scale_pair(sK + j * LD + col, w);
-    }
-    dev::block_sync();
-
-    // (6) S ← δ S + (diag(w) K)ᵀ V, and its bf16 copy.
-    state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sK, sV, sS, st, lane);
-    dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
+    advance_state();
   }
   dev::cp_async_wait<0>();
-  if (!kGradQ && a.final_state != nullptr) state_store<D>(accS, a.final_state + bi.state_offset, st.m0, st.n0, lane);
+  float* out_state = kStateOnly ? bi.local_state_out(a) : kGradQ ? nullptr : bi.final_state(a);
+  if (out_state != nullptr) state_store<D>(accS, out_state, st.m0, st.n0, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reverse sweep: dK, dV and the initial-state gradient. OutT = bf16 (dk/dv per kv head, H == H_kv) or float (one
-// fp32 slice per query head, summed by the caller). Shared memory: smem_bytes<D>(4, STAGES).
-template <int D, typename OutT, int STAGES>
-SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// fp32 slice per query head, summed by the caller). kStateOnly: the segment-state pass of the sequence-parallel
+// backward: only dS, from zero, no dK / dV; the result goes to BlockInfo::local_d_state_out. Shared memory:
+// smem_bytes<D>(4, STAGES).
+template <int D, typename OutT, int STAGES, bool kStateOnly = false>
+SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   using Lay = Layout<D>;
   using ST = StateTile<D>;
   constexpr int C = kChunk, LD = Lay::LD;
   constexpr int KS = D / 16;
   constexpr int ONT = D / 16;
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_d_state_out(a) == nullptr) return;  // the first segment's gradient is not needed
 
   bf16* tiles = reinterpret_cast<bf16*>(smem);  // [STAGES][4][TILE]: Q, K, V, dO
   bf16* sS = tiles + STAGES * 4 * Lay::TILE;    // [D][LD] bf16 copy of dS_{c+1}
@@ -362,7 +375,7 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
 
   const ST st(warp);
   float accS[ST::NT][4];  // dS
-  state_load<D>(accS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, kStateOnly ? nullptr : bi.d_final_state(a), st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
   const int wr = warp & 3;                 // key rows 16·wr … 16·wr + 15 of dK and dV
@@ -375,8 +388,10 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     const int rows = static_cast<int>(T - t0 < C ? T - t0 : C);
     bf16* dst = tiles + stage * 4 * Lay::TILE;
     load_tile_async<D>(dst, gQ + t0 * strideQ, strideQ, rows, tid);
-    load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
-    load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
+    if (!kStateOnly) {
+      load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
+      load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
+    }
     load_tile_async<D>(dst + 3 * Lay::TILE, gdO + t0 * strideQ, strideQ, rows, tid);
   };
 
@@ -490,9 +505,11 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
       }
     };
 
-    output_block(sV, /*inter_transposed=*/true, sdO, sQ, gdK);   // dK = diag(w) V dSᵀ + (dO Vᵀ ⊙ M)ᵀ Q
-    output_block(sK, /*inter_transposed=*/false, sQ, sdO, gdV);  // dV = diag(w) K dS  + (Q Kᵀ ⊙ M)ᵀ dO
-    dev::block_sync();  // every warp is done with Q (raw) and the bf16 copy of dS_{c+1}
+    if constexpr (!kStateOnly) {
+      output_block(sV, /*inter_transposed=*/true, sdO, sQ, gdK);   // dK = diag(w) V dSᵀ + (dO Vᵀ ⊙ M)ᵀ Q
+      output_block(sK, /*inter_transposed=*/false, sQ, sdO, gdV);  // dV = diag(w) K dS  + (Q Kᵀ ⊙ M)ᵀ dO
+      dev::block_sync();  // every warp is done with Q (raw) and the bf16 copy of dS_{c+1}
+    }
 
     // Q ← diag(f) Q in place (bf16).
     for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
@@ -507,7 +524,8 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     dev::block_sync();
   }
   dev::cp_async_wait<0>();
-  if (a.d_initial_state != nullptr) state_store<D>(accS, a.d_initial_state + bi.state_offset, st.m0, st.n0, lane);
+  float* out_state = kStateOnly ? bi.local_d_state_out(a) : bi.d_initial_state(a);
+  if (out_state != nullptr) state_store<D>(accS, out_state, st.m0, st.n0, lane);
 }
 
 }  // namespace supra::cuda::mma

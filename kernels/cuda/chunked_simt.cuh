@@ -5,7 +5,8 @@
 //   forward / dQ sweep:  P = (A_in Bᵀ) ⊙ M;  out = diag(f) A_in S(ᵀ) + P · vals;  S ← δ S + (diag(w) K)ᵀ V
 //   reverse sweep:       P = (Q Kᵀ) ⊙ M, dP = (dO Vᵀ) ⊙ M;
 //                        dK = diag(w) V dSᵀ + dPᵀ Q;  dV = diag(w) K dS + Pᵀ dO;  dS ← δ dS + (diag(f) Q)ᵀ dO
-// One CTA (256 threads) per (batch, head); each thread computes whole dot products from shared memory. Rows of
+// One CTA (256 threads) per (batch, head), or per (batch, head, segment) in the sequence-parallel mode
+// (segments.cuh); each thread computes whole dot products from shared memory. Rows of
 // the fp32 tiles are padded to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
 #pragma once
 
@@ -69,14 +70,18 @@ SUPRA_DEVICE void state_update(float* sX, float decay, const float* coef, const 
   }
 }
 
-// Forward (kGradQ = false) or dQ sweep (kGradQ = true). Shared memory: smem_bytes<D>(3, 1).
-template <typename Elem, int D, bool kGradQ>
-SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Forward (kGradQ = false) or dQ sweep (kGradQ = true) over the CTA's tokens (a whole row, or one segment in the
+// sequence-parallel mode). kStateOnly: the segment-state pass of the sequence-parallel forward — only the state
+// recurrence, from a zero state, no output; the result goes to BlockInfo::local_state_out. Shared memory:
+// smem_bytes<D>(3, 1).
+template <typename Elem, int D, bool kGradQ, bool kStateOnly = false>
+SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_state_out(a) == nullptr) return;  // the last segment's state is not needed
 
   float* sA = reinterpret_cast<float*>(smem);      // [C][LDF] Q (forward) or dO (dQ)
   float* sK = sA + C * LDF;                        // [C][LDF]
@@ -96,7 +101,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
   const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  state_load<D>(sS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, tid);
+  state_load<D>(sS, kStateOnly ? nullptr : bi.initial_state(a), tid);
 
   const float* sScoreB = kGradQ ? sV : sK;  // P = A_in · sScoreBᵀ ⊙ M
   const float* sVals = kGradQ ? sK : sV;    // out += P · sVals
@@ -106,7 +111,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     const int64_t t0 = c * C;
     const int L = static_cast<int>(T - t0 < C ? T - t0 : C);
     dev::block_sync();  // the previous chunk is done with the tiles
-    load_tile<Elem, D>(sA, gA + t0 * strideA, strideA, L, tid);
+    if (!kStateOnly) load_tile<Elem, D>(sA, gA + t0 * strideA, strideA, L, tid);
     load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
     load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
     if (warp == 0) chunk_documents32(sSeg, gR ? gR + t0 : nullptr, L, lane);
@@ -114,6 +119,11 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
     const int segL = sSeg[L - 1];
     if (tid < C) sW[tid] = (tid < L && sSeg[tid] == segL) ? scale * sG[L - tid] : 0.f;
+    if constexpr (kStateOnly) {
+      dev::block_sync();  // sW
+      state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
+      continue;
+    }
     // P_ij = s γ^{i−j} (a_i · b_j) for j ≤ i in the same document.
     for (int p = tid; p < C * C; p += kThreads) {
       const int i = p / C, j = p % C;
@@ -143,18 +153,21 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
   }
   dev::block_sync();
-  if (!kGradQ && a.final_state != nullptr) state_store<D>(a.final_state + bi.state_offset, sS, tid);
+  float* out_state = kStateOnly ? bi.local_state_out(a) : kGradQ ? nullptr : bi.final_state(a);
+  if (out_state != nullptr) state_store<D>(out_state, sS, tid);
 }
 
-// Reverse sweep: dK, dV (OutT: Elem per kv head, or float per query head) and dS_0. Shared memory:
-// smem_bytes<D>(4, 2).
-template <typename Elem, typename OutT, int D>
-SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Reverse sweep: dK, dV (OutT: Elem per kv head, or float per query head) and dS_0. kStateOnly: the
+// segment-state pass of the sequence-parallel backward — only dS, from a zero gradient, no dK / dV; the result goes
+// to BlockInfo::local_d_state_out. Shared memory: smem_bytes<D>(4, 2).
+template <typename Elem, typename OutT, int D, bool kStateOnly = false>
+SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_d_state_out(a) == nullptr) return;  // the first segment's gradient is not needed
 
   float* sQ = reinterpret_cast<float*>(smem);  // [C][LDF]
   float* sK = sQ + C * LDF;
@@ -180,7 +193,7 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
 
   const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  state_load<D>(sS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, tid);
+  state_load<D>(sS, kStateOnly ? nullptr : bi.d_final_state(a), tid);
 
   const int64_t num_chunks = (T + C - 1) / C;
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
@@ -188,8 +201,10 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     const int L = static_cast<int>(T - t0 < C ? T - t0 : C);
     dev::block_sync();
     load_tile<Elem, D>(sQ, gQ + t0 * strideQ, strideQ, L, tid);
-    load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
-    load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
+    if (!kStateOnly) {
+      load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
+      load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
+    }
     load_tile<Elem, D>(sdO, gdO + t0 * strideQ, strideQ, L, tid);
     if (warp == 0) chunk_documents32(sSeg, gR ? gR + t0 : nullptr, L, lane);
     dev::block_sync();
@@ -198,6 +213,11 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     if (tid < C) {
       sW[tid] = (tid < L && sSeg[tid] == segL) ? scale * sG[L - tid] : 0.f;
       sF[tid] = sSeg[tid] == 0 ? sG[tid] : 0.f;
+    }
+    if constexpr (kStateOnly) {
+      dev::block_sync();  // sF
+      state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
+      continue;
     }
     for (int p = tid; p < C * C; p += kThreads) {
       const int i = p / C, j = p % C;
@@ -238,7 +258,8 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
   }
   dev::block_sync();
-  if (a.d_initial_state != nullptr) state_store<D>(a.d_initial_state + bi.state_offset, sS, tid);
+  float* out_state = kStateOnly ? bi.local_d_state_out(a) : bi.d_initial_state(a);
+  if (out_state != nullptr) state_store<D>(out_state, sS, tid);
 }
 
 }  // namespace supra::cuda::simt
