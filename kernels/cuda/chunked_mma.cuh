@@ -235,102 +235,98 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block
     const bf16* sScoreB = kGradQ ? sV : sK;  // scores  = A_in · sScoreBᵀ   (Q Kᵀ or dO Vᵀ)
     const bf16* sVals = kGradQ ? sK : sV;    // intra  += P · sVals         (P V or dP K)
 
-    // (5) K ← diag(w) K in place (bf16); (6) S ← δ S + (diag(w) K)ᵀ V, and its bf16 copy.
-    auto advance_state = [&] {
-      const int segL = sSeg[L - 1];
-      for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
-        const int j = idx / (D / 2), col = (idx % (D / 2)) * 2;
-        const float w = (j < L && sSeg[j] == segL) ? scale * sG[L - j] : 0.f;
-        dev::scale_pair(sK + j * LD + col, w);
-      }
-      dev::block_sync();
-      state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sK, sV, sS, st, lane);
-      dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
-    };
-    if constexpr (kStateOnly) {  // the segment-state pass: nothing but (5) and (6)
-      advance_state();
-      continue;
-    }
-
-    // (1) inter-chunk product and scores, sharing the A_in fragments.
-    //     forward: acc = Q S      (B[k = dk][n = e]  = S[dk][e]: load_b_kn)
-    //     dQ:      acc = dO Sᵀ    (B[k = e][n = dk]  = S[dk][e]: load_b_nk)
-    //     sc = A_in · sScoreBᵀ   (B[k = d][n = j]   = X[j][d]:  load_b_nk), key tiles 0 … 2·wr + 1 only
-    float acc[ONT][4], sc[8][4];
+    if constexpr (!kStateOnly) {  // the segment-state pass skips (1) … (4)
+      // (1) inter-chunk product and scores, sharing the A_in fragments.
+      //     forward: acc = Q S      (B[k = dk][n = e]  = S[dk][e]: load_b_kn)
+      //     dQ:      acc = dO Sᵀ    (B[k = e][n = dk]  = S[dk][e]: load_b_nk)
+      //     sc = A_in · sScoreBᵀ   (B[k = d][n = j]   = X[j][d]:  load_b_nk), key tiles 0 … 2·wr + 1 only
+      float acc[ONT][4], sc[8][4];
 #pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+      for (int nt = 0; nt < ONT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+      for (int nt = 0; nt < 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk) {
-      uint32_t af[4], bfr[4];
-      dev::load_a(af, sA, LD, 16 * wr, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < ONT / 2; ++np) {
-        if constexpr (kGradQ) {
-          dev::load_b_nk(bfr, sS, LD, o_n0 + 16 * np, 16 * kk, lane);
-        } else {
-          dev::load_b_kn(bfr, sS, LD, 16 * kk, o_n0 + 16 * np, lane);
-        }
-        dev::mma_bf16_16816(acc[2 * np], af, bfr[0], bfr[1]);
-        dev::mma_bf16_16816(acc[2 * np + 1], af, bfr[2], bfr[3]);
-      }
-#pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        if (np <= wr) {  // warp-uniform
-          dev::load_b_nk(bfr, sScoreB, LD, 16 * np, 16 * kk, lane);
-          dev::mma_bf16_16816(sc[2 * np], af, bfr[0], bfr[1]);
-          dev::mma_bf16_16816(sc[2 * np + 1], af, bfr[2], bfr[3]);
-        }
-      }
-    }
-
-    // (2) acc ← diag(f) acc;  sc ← sc ⊙ M.
-    const int seg0 = sSeg[i0], seg1 = sSeg[i1];
-    const float f0 = seg0 == 0 ? sG[i0] : 0.f, f1 = seg1 == 0 ? sG[i1] : 0.f;
-#pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) {
-      acc[nt][0] *= f0;
-      acc[nt][1] *= f0;
-      acc[nt][2] *= f1;
-      acc[nt][3] *= f1;
-    }
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = e < 2 ? i0 : i1, seg_i = e < 2 ? seg0 : seg1;
-        const int j = 8 * nt + 2 * t + (e & 1);
-        sc[nt][e] = (j <= i && sSeg[j] == seg_i) ? sc[nt][e] * scale * sG[i - j] : 0.f;
-      }
-    }
-
-    // (3) acc += P · sVals: the score tiles (2kk, 2kk+1) are the A operand of key slice kk (kk ≤ wr).
-    //     B[k = j][n = col] = sVals[j][col]: load_b_kn.
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      if (kk <= wr) {  // warp-uniform
-        uint32_t pf[4], bfr[4];
-        dev::accumulators_to_a(pf, sc[2 * kk], sc[2 * kk + 1]);
+      for (int kk = 0; kk < KS; ++kk) {
+        uint32_t af[4], bfr[4];
+        dev::load_a(af, sA, LD, 16 * wr, 16 * kk, lane);
 #pragma unroll
         for (int np = 0; np < ONT / 2; ++np) {
-          dev::load_b_kn(bfr, sVals, LD, 16 * kk, o_n0 + 16 * np, lane);
-          dev::mma_bf16_16816(acc[2 * np], pf, bfr[0], bfr[1]);
-          dev::mma_bf16_16816(acc[2 * np + 1], pf, bfr[2], bfr[3]);
+          if constexpr (kGradQ) {
+            dev::load_b_nk(bfr, sS, LD, o_n0 + 16 * np, 16 * kk, lane);
+          } else {
+            dev::load_b_kn(bfr, sS, LD, 16 * kk, o_n0 + 16 * np, lane);
+          }
+          dev::mma_bf16_16816(acc[2 * np], af, bfr[0], bfr[1]);
+          dev::mma_bf16_16816(acc[2 * np + 1], af, bfr[2], bfr[3]);
+        }
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          if (np <= wr) {  // warp-uniform
+            dev::load_b_nk(bfr, sScoreB, LD, 16 * np, 16 * kk, lane);
+            dev::mma_bf16_16816(sc[2 * np], af, bfr[0], bfr[1]);
+            dev::mma_bf16_16816(sc[2 * np + 1], af, bfr[2], bfr[3]);
+          }
         }
       }
-    }
 
-    // (4) output rows i0, i1 (real tokens only).
+      // (2) acc ← diag(f) acc;  sc ← sc ⊙ M.
+      const int seg0 = sSeg[i0], seg1 = sSeg[i1];
+      const float f0 = seg0 == 0 ? sG[i0] : 0.f, f1 = seg1 == 0 ? sG[i1] : 0.f;
 #pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) {
-      const int col = o_n0 + 8 * nt + 2 * t;
-      if (i0 < L) dev::store_pair(gOut + (t0 + i0) * strideA + col, acc[nt][0], acc[nt][1]);
-      if (i1 < L) dev::store_pair(gOut + (t0 + i1) * strideA + col, acc[nt][2], acc[nt][3]);
-    }
-    dev::block_sync();  // every warp is done with K (raw) and with the bf16 copy of S_c
+      for (int nt = 0; nt < ONT; ++nt) {
+        acc[nt][0] *= f0;
+        acc[nt][1] *= f0;
+        acc[nt][2] *= f1;
+        acc[nt][3] *= f1;
+      }
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = e < 2 ? i0 : i1, seg_i = e < 2 ? seg0 : seg1;
+          const int j = 8 * nt + 2 * t + (e & 1);
+          sc[nt][e] = (j <= i && sSeg[j] == seg_i) ? sc[nt][e] * scale * sG[i - j] : 0.f;
+        }
+      }
 
-    advance_state();
+      // (3) acc += P · sVals: the score tiles (2kk, 2kk+1) are the A operand of key slice kk (kk ≤ wr).
+      //     B[k = j][n = col] = sVals[j][col]: load_b_kn.
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (kk <= wr) {  // warp-uniform
+          uint32_t pf[4], bfr[4];
+          dev::accumulators_to_a(pf, sc[2 * kk], sc[2 * kk + 1]);
+#pragma unroll
+          for (int np = 0; np < ONT / 2; ++np) {
+            dev::load_b_kn(bfr, sVals, LD, 16 * kk, o_n0 + 16 * np, lane);
+            dev::mma_bf16_16816(acc[2 * np], pf, bfr[0], bfr[1]);
+            dev::mma_bf16_16816(acc[2 * np + 1], pf, bfr[2], bfr[3]);
+          }
+        }
+      }
+
+      // (4) output rows i0, i1 (real tokens only).
+#pragma unroll
+      for (int nt = 0; nt < ONT; ++nt) {
+        const int col = o_n0 + 8 * nt + 2 * t;
+        if (i0 < L) dev::store_pair(gOut + (t0 + i0) * strideA + col, acc[nt][0], acc[nt][1]);
+        if (i1 < L) dev::store_pair(gOut + (t0 + i1) * strideA + col, acc[nt][2], acc[nt][3]);
+      }
+      dev::block_sync();  // every warp is done with K (raw) and with the bf16 copy of S_c
+    }
+
+    // (5) K ← diag(w) K in place (bf16).
+    const int segL = sSeg[L - 1];
+    for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
+      const int j = idx / (D / 2), col = (idx % (D / 2)) * 2;
+      const float w = (j < L && sSeg[j] == segL) ? scale * sG[L - j] : 0.f;
+      dev::scale_pair(sK + j * LD + col, w);
+    }
+    dev::block_sync();
+
+    // (6) S ← δ S + (diag(w) K)ᵀ V, and its bf16 copy.
+    state_update<D>(accS, segL == 0 ? sG[L] : 0.f, sK, sV, sS, st, lane);
+    dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
   }
   dev::cp_async_wait<0>();
   float* out_state = kStateOnly ? bi.local_state_out(a) : kGradQ ? nullptr : bi.final_state(a);

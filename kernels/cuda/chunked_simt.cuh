@@ -121,33 +121,32 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block
     if (tid < C) sW[tid] = (tid < L && sSeg[tid] == segL) ? scale * sG[L - tid] : 0.f;
     if constexpr (kStateOnly) {
       dev::block_sync();  // sW
-      state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
-      continue;
-    }
-    // P_ij = s γ^{i−j} (a_i · b_j) for j ≤ i in the same document.
-    for (int p = tid; p < C * C; p += kThreads) {
-      const int i = p / C, j = p % C;
-      float val = 0.f;
-      if (j <= i && sSeg[i] == sSeg[j]) {
-        float dot = 0.f;
-        for (int d = 0; d < D; ++d) dot += sA[i * LDF + d] * sScoreB[j * LDF + d];
-        val = dot * scale * sG[i - j];
+    } else {
+      // P_ij = s γ^{i−j} (a_i · b_j) for j ≤ i in the same document.
+      for (int p = tid; p < C * C; p += kThreads) {
+        const int i = p / C, j = p % C;
+        float val = 0.f;
+        if (j <= i && sSeg[i] == sSeg[j]) {
+          float dot = 0.f;
+          for (int d = 0; d < D; ++d) dot += sA[i * LDF + d] * sScoreB[j * LDF + d];
+          val = dot * scale * sG[i - j];
+        }
+        sP[i * LDP + j] = val;
       }
-      sP[i * LDP + j] = val;
-    }
-    dev::block_sync();
+      dev::block_sync();
 
-    // out_i = f_i Σ_x a_i[x] S(x, col) + Σ_{j ≤ i} P_ij vals_j[col],  S(x, col) = S[x][col] (forward) or S[col][x].
-    for (int p = tid; p < C * D; p += kThreads) {
-      const int i = p / D, col = p % D;
-      if (i >= L) continue;
-      float inter = 0.f, intra = 0.f;
-      for (int x = 0; x < D; ++x) inter += sA[i * LDF + x] * (kGradQ ? sS[col * LDF + x] : sS[x * LDF + col]);
-      for (int j = 0; j <= i; ++j) intra += sP[i * LDP + j] * sVals[j * LDF + col];
-      const float f = sSeg[i] == 0 ? sG[i] : 0.f;
-      gOut[(t0 + i) * strideA + col] = dev::from_float<Elem>(f * inter + intra);
+      // out_i = f_i Σ_x a_i[x] S(x, col) + Σ_{j ≤ i} P_ij vals_j[col],  S(x, col) = S[x][col] (forward) or S[col][x].
+      for (int p = tid; p < C * D; p += kThreads) {
+        const int i = p / D, col = p % D;
+        if (i >= L) continue;
+        float inter = 0.f, intra = 0.f;
+        for (int x = 0; x < D; ++x) inter += sA[i * LDF + x] * (kGradQ ? sS[col * LDF + x] : sS[x * LDF + col]);
+        for (int j = 0; j <= i; ++j) intra += sP[i * LDP + j] * sVals[j * LDF + col];
+        const float f = sSeg[i] == 0 ? sG[i] : 0.f;
+        gOut[(t0 + i) * strideA + col] = dev::from_float<Elem>(f * inter + intra);
+      }
+      dev::block_sync();
     }
-    dev::block_sync();
 
     // S ← δ S + Σ_j w_j k_jᵀ v_j.
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
@@ -216,43 +215,43 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t blo
     }
     if constexpr (kStateOnly) {
       dev::block_sync();  // sF
-      state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
-      continue;
-    }
-    for (int p = tid; p < C * C; p += kThreads) {
-      const int i = p / C, j = p % C;
-      float pv = 0.f, dpv = 0.f;
-      if (j <= i && sSeg[i] == sSeg[j]) {
-        float qk = 0.f, dov = 0.f;
-        for (int d = 0; d < D; ++d) {
-          qk += sQ[i * LDF + d] * sK[j * LDF + d];
-          dov += sdO[i * LDF + d] * sV[j * LDF + d];
+    } else {
+      for (int p = tid; p < C * C; p += kThreads) {
+        const int i = p / C, j = p % C;
+        float pv = 0.f, dpv = 0.f;
+        if (j <= i && sSeg[i] == sSeg[j]) {
+          float qk = 0.f, dov = 0.f;
+          for (int d = 0; d < D; ++d) {
+            qk += sQ[i * LDF + d] * sK[j * LDF + d];
+            dov += sdO[i * LDF + d] * sV[j * LDF + d];
+          }
+          pv = qk * scale * sG[i - j];
+          dpv = dov * scale * sG[i - j];
         }
-        pv = qk * scale * sG[i - j];
-        dpv = dov * scale * sG[i - j];
+        sP[i * LDP + j] = pv;
+        sdP[i * LDP + j] = dpv;
       }
-      sP[i * LDP + j] = pv;
-      sdP[i * LDP + j] = dpv;
-    }
-    dev::block_sync();
+      dev::block_sync();
 
-    // dK_j = w_j Σ_e v_j[e] dS[d][e] + Σ_{i ≥ j} dP_ij q_i[d];  dV_j = w_j Σ_d k_j[d] dS[d][e] + Σ_{i ≥ j} P_ij do_i[e]
-    for (int p = tid; p < C * D; p += kThreads) {
-      const int j = p / D, col = p % D;
-      if (j >= L) continue;
-      float inter_k = 0.f, intra_k = 0.f, inter_v = 0.f, intra_v = 0.f;
-      for (int x = 0; x < D; ++x) {
-        inter_k += sV[j * LDF + x] * sS[col * LDF + x];
-        inter_v += sK[j * LDF + x] * sS[x * LDF + col];
+      // dK_j = w_j Σ_e v_j[e] dS[d][e] + Σ_{i ≥ j} dP_ij q_i[d];  dV_j = w_j Σ_d k_j[d] dS[d][e] + Σ_{i ≥ j} P_ij
+      // do_i[e]
+      for (int p = tid; p < C * D; p += kThreads) {
+        const int j = p / D, col = p % D;
+        if (j >= L) continue;
+        float inter_k = 0.f, intra_k = 0.f, inter_v = 0.f, intra_v = 0.f;
+        for (int x = 0; x < D; ++x) {
+          inter_k += sV[j * LDF + x] * sS[col * LDF + x];
+          inter_v += sK[j * LDF + x] * sS[x * LDF + col];
+        }
+        for (int i = j; i < C; ++i) {
+          intra_k += sdP[i * LDP + j] * sQ[i * LDF + col];
+          intra_v += sP[i * LDP + j] * sdO[i * LDF + col];
+        }
+        gdK[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_k + intra_k);
+        gdV[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_v + intra_v);
       }
-      for (int i = j; i < C; ++i) {
-        intra_k += sdP[i * LDP + j] * sQ[i * LDF + col];
-        intra_v += sP[i * LDP + j] * sdO[i * LDF + col];
-      }
-      gdK[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_k + intra_k);
-      gdV[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_v + intra_v);
+      dev::block_sync();
     }
-    dev::block_sync();
 
     // dS ← δ dS + Σ_i f_i q_iᵀ do_i.
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
