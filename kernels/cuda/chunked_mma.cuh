@@ -1,7 +1,8 @@
 // Tensor-core (mma.sync m16n8k16, bf16 in, fp32 accumulate) bodies of the chunked linear-attention kernels.
 // Plain device functions; the __global__ wrappers and launchers are in chunked_mma.cu. bf16 inputs only.
 //
-// Notation (one CTA = one (batch b, query head h); kv head h / (H / H_kv); chunk c of C = 64 tokens starting at
+// Notation (one CTA = one (batch b, query head h), or one segment of its row in the sequence-parallel mode of
+// segments.cuh, T then being the segment's length; kv head h / (H / H_kv); chunk c of C = 64 tokens starting at
 // t0, L = min(C, T − t0) real tokens; local indices i, j ∈ [0, C); s = scale; γ = γ_h; doc(i) = number of document
 // starts (resets) in the chunk up to and including i):
 //   M_ij   = s γ^{i−j}  if j ≤ i and doc(i) = doc(j), else 0          (intra-chunk decay mask, scale folded in)

@@ -6,8 +6,8 @@
 //   reverse sweep:       P = (Q Kᵀ) ⊙ M, dP = (dO Vᵀ) ⊙ M;
 //                        dK = diag(w) V dSᵀ + dPᵀ Q;  dV = diag(w) K dS + Pᵀ dO;  dS ← δ dS + (diag(f) Q)ᵀ dO
 // One CTA (256 threads) per (batch, head), or per (batch, head, segment) in the sequence-parallel mode
-// (segments.cuh); each thread computes whole dot products from shared memory. Rows of
-// the fp32 tiles are padded to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
+// (segments.cuh); each thread computes whole dot products from shared memory. Rows of the fp32 tiles are padded
+// to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
 #pragma once
 
 #include "kernels/cuda/block_info.cuh"
