@@ -163,7 +163,7 @@ stage_nccl() {
 stage_kbench() {
   if [ $GPU = 0 ]; then
     STAGE_STATUS="skipped: no GPU (ran bench_kernels.py --dry-run: plan and float64 reference)"
-    tmo $PY scripts/tools/bench_kernels.py --dry-run
+    tmo $PY scripts/tools/bench_kernels.py --dry-run --segments "${KBENCH_SEGMENTS-auto}"
     return
   fi
   [ -d third_party/fla ] || STAGE_NOTE="no third_party/fla: ours only"
