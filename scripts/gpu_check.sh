@@ -14,7 +14,9 @@
 #   CAP_<STAGE>_S (a stage's cap, e.g. CAP_KBENCH_S=120), SUPRA_BUILD_DIR (build-gpu; an existing folder keeps its
 #   configuration, e.g. build/ for a CPU dry run), SUPRA_JOBS (nproc), SUPRA_SHARED_DIR (../shared, else
 #   .gpu/shared), GPU_CHECK_DATA (.gpu/train_data: a `supra data sample` folder; sampled once when absent),
-#   FLA_MAX_CONFIGS (4: fla's autotuning bound), TRAIN_STEPS (200: the nccl stage's steps on a GPU).
+#   FLA_MAX_CONFIGS (4: fla's autotuning bound), TRAIN_STEPS (200: the nccl stage's steps on a GPU),
+#   KBENCH_SEGMENTS (auto: kbench also runs ours in the sequence-parallel mode, SUPRA_LINEAR_ATTENTION_SEGMENTS=auto;
+#   empty: not).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -161,7 +163,7 @@ stage_nccl() {
 stage_kbench() {
   if [ $GPU = 0 ]; then
     STAGE_STATUS="skipped: no GPU (ran bench_kernels.py --dry-run: plan and float64 reference)"
-    tmo $PY scripts/tools/bench_kernels.py --dry-run
+    tmo $PY scripts/tools/bench_kernels.py --dry-run --segments "${KBENCH_SEGMENTS-auto}"
     return
   fi
   [ -d third_party/fla ] || STAGE_NOTE="no third_party/fla: ours only"
@@ -169,7 +171,7 @@ stage_kbench() {
   (( limit < 10 )) && limit=10
   tmo env TRITON_CACHE_AUTOTUNING=1 $PY scripts/tools/bench_kernels.py --lib "$BUILD/libsupra_kernels.so" \
     --fla third_party --processes 1 --shape-names "7B layer;few heads, long" --fla-max-configs "${FLA_MAX_CONFIGS:-4}" \
-    --time-limit $limit --json "$OUT/bench_kernels.json"
+    --segments "${KBENCH_SEGMENTS-auto}" --time-limit $limit --json "$OUT/bench_kernels.json"
   local rc=$?
   numbers kbench "$OUT/bench_kernels.json"
   return $rc

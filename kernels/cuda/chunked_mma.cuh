@@ -1,7 +1,8 @@
 // Tensor-core (mma.sync m16n8k16, bf16 in, fp32 accumulate) bodies of the chunked linear-attention kernels.
 // Plain device functions; the __global__ wrappers and launchers are in chunked_mma.cu. bf16 inputs only.
 //
-// Notation (one CTA = one (batch b, query head h); kv head h / (H / H_kv); chunk c of C = 64 tokens starting at
+// Notation (one CTA = one (batch b, query head h), or one segment of its row in the sequence-parallel mode of
+// segments.cuh, T then being the segment's length; kv head h / (H / H_kv); chunk c of C = 64 tokens starting at
 // t0, L = min(C, T − t0) real tokens; local indices i, j ∈ [0, C); s = scale; γ = γ_h; doc(i) = number of document
 // starts (resets) in the chunk up to and including i):
 //   M_ij   = s γ^{i−j}  if j ≤ i and doc(i) = doc(j), else 0          (intra-chunk decay mask, scale folded in)
@@ -163,19 +164,22 @@ SUPRA_DEVICE void chunk_documents(int* seg, const uint8_t* resets, int L, int la
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Forward (kGradQ = false): O and the final state.  dQ sweep (kGradQ = true): dQ.
-// Shared memory: smem_bytes<D>(3, 2). Grid: B·H CTAs of kThreads.
-template <int D, bool kGradQ>
-SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Forward (kGradQ = false): O and the final state.  dQ sweep (kGradQ = true): dQ.  kStateOnly: the segment-state
+// pass of the sequence-parallel forward (segments.cuh): only S, from zero, no output; the result goes to
+// BlockInfo::local_state_out. Shared memory: smem_bytes<D>(3, 2). Grid: B·H CTAs of kThreads (B·H·nseg with
+// segments: a CTA walks tokens 0 … bi.len − 1 of its segment).
+template <int D, bool kGradQ, bool kStateOnly = false>
+SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   using Lay = Layout<D>;
   using ST = StateTile<D>;
   constexpr int C = kChunk, LD = Lay::LD;
   constexpr int KS = D / 16;   // 16-wide k-slices over the head dim
   constexpr int ONT = D / 16;  // 8-wide output tiles per warp (half of the D columns)
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_state_out(a) == nullptr) return;  // the last segment's state is not needed
 
   bf16* tiles = reinterpret_cast<bf16*>(smem);            // [2 stages][3][TILE]: A_in (Q or dO), K, V
   bf16* sS = tiles + 2 * 3 * Lay::TILE;                   // [D][LD] bf16 copy of S_c
@@ -194,7 +198,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
   const ST st(warp);
   float accS[ST::NT][4];
-  state_load<D>(accS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, kStateOnly ? nullptr : bi.initial_state(a), st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
   const int wr = warp & 3;                  // output rows 16·wr … 16·wr + 15
@@ -206,7 +210,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     const int64_t t0 = c * C;
     const int rows = static_cast<int>(T - t0 < C ? T - t0 : C);
     bf16* dst = tiles + stage * 3 * Lay::TILE;
-    load_tile_async<D>(dst, gA + t0 * strideA, strideA, rows, tid);
+    if (!kStateOnly) load_tile_async<D>(dst, gA + t0 * strideA, strideA, rows, tid);
     load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
     load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
   };
@@ -232,83 +236,85 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     const bf16* sScoreB = kGradQ ? sV : sK;  // scores  = A_in · sScoreBᵀ   (Q Kᵀ or dO Vᵀ)
     const bf16* sVals = kGradQ ? sK : sV;    // intra  += P · sVals         (P V or dP K)
 
-    // (1) inter-chunk product and scores, sharing the A_in fragments.
-    //     forward: acc = Q S      (B[k = dk][n = e]  = S[dk][e]: load_b_kn)
-    //     dQ:      acc = dO Sᵀ    (B[k = e][n = dk]  = S[dk][e]: load_b_nk)
-    //     sc = A_in · sScoreBᵀ   (B[k = d][n = j]   = X[j][d]:  load_b_nk), key tiles 0 … 2·wr + 1 only
-    float acc[ONT][4], sc[8][4];
+    if constexpr (!kStateOnly) {  // the segment-state pass skips (1) … (4)
+      // (1) inter-chunk product and scores, sharing the A_in fragments.
+      //     forward: acc = Q S      (B[k = dk][n = e]  = S[dk][e]: load_b_kn)
+      //     dQ:      acc = dO Sᵀ    (B[k = e][n = dk]  = S[dk][e]: load_b_nk)
+      //     sc = A_in · sScoreBᵀ   (B[k = d][n = j]   = X[j][d]:  load_b_nk), key tiles 0 … 2·wr + 1 only
+      float acc[ONT][4], sc[8][4];
 #pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+      for (int nt = 0; nt < ONT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+      for (int nt = 0; nt < 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk) {
-      uint32_t af[4], bfr[4];
-      dev::load_a(af, sA, LD, 16 * wr, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < ONT / 2; ++np) {
-        if constexpr (kGradQ) {
-          dev::load_b_nk(bfr, sS, LD, o_n0 + 16 * np, 16 * kk, lane);
-        } else {
-          dev::load_b_kn(bfr, sS, LD, 16 * kk, o_n0 + 16 * np, lane);
-        }
-        dev::mma_bf16_16816(acc[2 * np], af, bfr[0], bfr[1]);
-        dev::mma_bf16_16816(acc[2 * np + 1], af, bfr[2], bfr[3]);
-      }
-#pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        if (np <= wr) {  // warp-uniform
-          dev::load_b_nk(bfr, sScoreB, LD, 16 * np, 16 * kk, lane);
-          dev::mma_bf16_16816(sc[2 * np], af, bfr[0], bfr[1]);
-          dev::mma_bf16_16816(sc[2 * np + 1], af, bfr[2], bfr[3]);
-        }
-      }
-    }
-
-    // (2) acc ← diag(f) acc;  sc ← sc ⊙ M.
-    const int seg0 = sSeg[i0], seg1 = sSeg[i1];
-    const float f0 = seg0 == 0 ? sG[i0] : 0.f, f1 = seg1 == 0 ? sG[i1] : 0.f;
-#pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) {
-      acc[nt][0] *= f0;
-      acc[nt][1] *= f0;
-      acc[nt][2] *= f1;
-      acc[nt][3] *= f1;
-    }
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = e < 2 ? i0 : i1, seg_i = e < 2 ? seg0 : seg1;
-        const int j = 8 * nt + 2 * t + (e & 1);
-        sc[nt][e] = (j <= i && sSeg[j] == seg_i) ? sc[nt][e] * scale * sG[i - j] : 0.f;
-      }
-    }
-
-    // (3) acc += P · sVals: the score tiles (2kk, 2kk+1) are the A operand of key slice kk (kk ≤ wr).
-    //     B[k = j][n = col] = sVals[j][col]: load_b_kn.
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      if (kk <= wr) {  // warp-uniform
-        uint32_t pf[4], bfr[4];
-        dev::accumulators_to_a(pf, sc[2 * kk], sc[2 * kk + 1]);
+      for (int kk = 0; kk < KS; ++kk) {
+        uint32_t af[4], bfr[4];
+        dev::load_a(af, sA, LD, 16 * wr, 16 * kk, lane);
 #pragma unroll
         for (int np = 0; np < ONT / 2; ++np) {
-          dev::load_b_kn(bfr, sVals, LD, 16 * kk, o_n0 + 16 * np, lane);
-          dev::mma_bf16_16816(acc[2 * np], pf, bfr[0], bfr[1]);
-          dev::mma_bf16_16816(acc[2 * np + 1], pf, bfr[2], bfr[3]);
+          if constexpr (kGradQ) {
+            dev::load_b_nk(bfr, sS, LD, o_n0 + 16 * np, 16 * kk, lane);
+          } else {
+            dev::load_b_kn(bfr, sS, LD, 16 * kk, o_n0 + 16 * np, lane);
+          }
+          dev::mma_bf16_16816(acc[2 * np], af, bfr[0], bfr[1]);
+          dev::mma_bf16_16816(acc[2 * np + 1], af, bfr[2], bfr[3]);
+        }
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          if (np <= wr) {  // warp-uniform
+            dev::load_b_nk(bfr, sScoreB, LD, 16 * np, 16 * kk, lane);
+            dev::mma_bf16_16816(sc[2 * np], af, bfr[0], bfr[1]);
+            dev::mma_bf16_16816(sc[2 * np + 1], af, bfr[2], bfr[3]);
+          }
         }
       }
-    }
 
-    // (4) output rows i0, i1 (real tokens only).
+      // (2) acc ← diag(f) acc;  sc ← sc ⊙ M.
+      const int seg0 = sSeg[i0], seg1 = sSeg[i1];
+      const float f0 = seg0 == 0 ? sG[i0] : 0.f, f1 = seg1 == 0 ? sG[i1] : 0.f;
 #pragma unroll
-    for (int nt = 0; nt < ONT; ++nt) {
-      const int col = o_n0 + 8 * nt + 2 * t;
-      if (i0 < L) dev::store_pair(gOut + (t0 + i0) * strideA + col, acc[nt][0], acc[nt][1]);
-      if (i1 < L) dev::store_pair(gOut + (t0 + i1) * strideA + col, acc[nt][2], acc[nt][3]);
+      for (int nt = 0; nt < ONT; ++nt) {
+        acc[nt][0] *= f0;
+        acc[nt][1] *= f0;
+        acc[nt][2] *= f1;
+        acc[nt][3] *= f1;
+      }
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = e < 2 ? i0 : i1, seg_i = e < 2 ? seg0 : seg1;
+          const int j = 8 * nt + 2 * t + (e & 1);
+          sc[nt][e] = (j <= i && sSeg[j] == seg_i) ? sc[nt][e] * scale * sG[i - j] : 0.f;
+        }
+      }
+
+      // (3) acc += P · sVals: the score tiles (2kk, 2kk+1) are the A operand of key slice kk (kk ≤ wr).
+      //     B[k = j][n = col] = sVals[j][col]: load_b_kn.
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (kk <= wr) {  // warp-uniform
+          uint32_t pf[4], bfr[4];
+          dev::accumulators_to_a(pf, sc[2 * kk], sc[2 * kk + 1]);
+#pragma unroll
+          for (int np = 0; np < ONT / 2; ++np) {
+            dev::load_b_kn(bfr, sVals, LD, 16 * kk, o_n0 + 16 * np, lane);
+            dev::mma_bf16_16816(acc[2 * np], pf, bfr[0], bfr[1]);
+            dev::mma_bf16_16816(acc[2 * np + 1], pf, bfr[2], bfr[3]);
+          }
+        }
+      }
+
+      // (4) output rows i0, i1 (real tokens only).
+#pragma unroll
+      for (int nt = 0; nt < ONT; ++nt) {
+        const int col = o_n0 + 8 * nt + 2 * t;
+        if (i0 < L) dev::store_pair(gOut + (t0 + i0) * strideA + col, acc[nt][0], acc[nt][1]);
+        if (i1 < L) dev::store_pair(gOut + (t0 + i1) * strideA + col, acc[nt][2], acc[nt][3]);
+      }
+      dev::block_sync();  // every warp is done with K (raw) and with the bf16 copy of S_c
     }
-    dev::block_sync();  // every warp is done with K (raw) and with the bf16 copy of S_c
 
     // (5) K ← diag(w) K in place (bf16).
     const int segL = sSeg[L - 1];
@@ -324,23 +330,27 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     dev::block_sync();  // S_{c+1} copy complete; this stage's tiles may be overwritten
   }
   dev::cp_async_wait<0>();
-  if (!kGradQ && a.final_state != nullptr) state_store<D>(accS, a.final_state + bi.state_offset, st.m0, st.n0, lane);
+  float* out_state = kStateOnly ? bi.local_state_out(a) : kGradQ ? nullptr : bi.final_state(a);
+  if (out_state != nullptr) state_store<D>(accS, out_state, st.m0, st.n0, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reverse sweep: dK, dV and the initial-state gradient. OutT = bf16 (dk/dv per kv head, H == H_kv) or float (one
-// fp32 slice per query head, summed by the caller). Shared memory: smem_bytes<D>(4, STAGES).
-template <int D, typename OutT, int STAGES>
-SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// fp32 slice per query head, summed by the caller). kStateOnly: the segment-state pass of the sequence-parallel
+// backward: only dS, from zero, no dK / dV; the result goes to BlockInfo::local_d_state_out. Shared memory:
+// smem_bytes<D>(4, STAGES).
+template <int D, typename OutT, int STAGES, bool kStateOnly = false>
+SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   using Lay = Layout<D>;
   using ST = StateTile<D>;
   constexpr int C = kChunk, LD = Lay::LD;
   constexpr int KS = D / 16;
   constexpr int ONT = D / 16;
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_d_state_out(a) == nullptr) return;  // the first segment's gradient is not needed
 
   bf16* tiles = reinterpret_cast<bf16*>(smem);  // [STAGES][4][TILE]: Q, K, V, dO
   bf16* sS = tiles + STAGES * 4 * Lay::TILE;    // [D][LD] bf16 copy of dS_{c+1}
@@ -362,7 +372,7 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
 
   const ST st(warp);
   float accS[ST::NT][4];  // dS
-  state_load<D>(accS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, st.m0, st.n0, lane);
+  state_load<D>(accS, kStateOnly ? nullptr : bi.d_final_state(a), st.m0, st.n0, lane);
   state_to_smem<D>(accS, sS, st.m0, st.n0, lane);
 
   const int wr = warp & 3;                 // key rows 16·wr … 16·wr + 15 of dK and dV
@@ -375,8 +385,10 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     const int rows = static_cast<int>(T - t0 < C ? T - t0 : C);
     bf16* dst = tiles + stage * 4 * Lay::TILE;
     load_tile_async<D>(dst, gQ + t0 * strideQ, strideQ, rows, tid);
-    load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
-    load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
+    if (!kStateOnly) {
+      load_tile_async<D>(dst + Lay::TILE, gK + t0 * strideKV, strideKV, rows, tid);
+      load_tile_async<D>(dst + 2 * Lay::TILE, gV + t0 * strideKV, strideKV, rows, tid);
+    }
     load_tile_async<D>(dst + 3 * Lay::TILE, gdO + t0 * strideQ, strideQ, rows, tid);
   };
 
@@ -490,9 +502,11 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
       }
     };
 
-    output_block(sV, /*inter_transposed=*/true, sdO, sQ, gdK);   // dK = diag(w) V dSᵀ + (dO Vᵀ ⊙ M)ᵀ Q
-    output_block(sK, /*inter_transposed=*/false, sQ, sdO, gdV);  // dV = diag(w) K dS  + (Q Kᵀ ⊙ M)ᵀ dO
-    dev::block_sync();  // every warp is done with Q (raw) and the bf16 copy of dS_{c+1}
+    if constexpr (!kStateOnly) {
+      output_block(sV, /*inter_transposed=*/true, sdO, sQ, gdK);   // dK = diag(w) V dSᵀ + (dO Vᵀ ⊙ M)ᵀ Q
+      output_block(sK, /*inter_transposed=*/false, sQ, sdO, gdV);  // dV = diag(w) K dS  + (Q Kᵀ ⊙ M)ᵀ dO
+      dev::block_sync();  // every warp is done with Q (raw) and the bf16 copy of dS_{c+1}
+    }
 
     // Q ← diag(f) Q in place (bf16).
     for (int idx = tid; idx < C * (D / 2); idx += kThreads) {
@@ -507,7 +521,8 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     dev::block_sync();
   }
   dev::cp_async_wait<0>();
-  if (a.d_initial_state != nullptr) state_store<D>(accS, a.d_initial_state + bi.state_offset, st.m0, st.n0, lane);
+  float* out_state = kStateOnly ? bi.local_d_state_out(a) : bi.d_initial_state(a);
+  if (out_state != nullptr) state_store<D>(accS, out_state, st.m0, st.n0, lane);
 }
 
 }  // namespace supra::cuda::mma

@@ -5,8 +5,9 @@
 //   forward / dQ sweep:  P = (A_in Bᵀ) ⊙ M;  out = diag(f) A_in S(ᵀ) + P · vals;  S ← δ S + (diag(w) K)ᵀ V
 //   reverse sweep:       P = (Q Kᵀ) ⊙ M, dP = (dO Vᵀ) ⊙ M;
 //                        dK = diag(w) V dSᵀ + dPᵀ Q;  dV = diag(w) K dS + Pᵀ dO;  dS ← δ dS + (diag(f) Q)ᵀ dO
-// One CTA (256 threads) per (batch, head); each thread computes whole dot products from shared memory. Rows of
-// the fp32 tiles are padded to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
+// One CTA (256 threads) per (batch, head), or per (batch, head, segment) in the sequence-parallel mode
+// (segments.cuh); each thread computes whole dot products from shared memory. Rows of the fp32 tiles are padded
+// to D + 1 floats so that a warp reading one column of 32 rows hits 32 banks.
 #pragma once
 
 #include "kernels/cuda/block_info.cuh"
@@ -69,14 +70,18 @@ SUPRA_DEVICE void state_update(float* sX, float decay, const float* coef, const 
   }
 }
 
-// Forward (kGradQ = false) or dQ sweep (kGradQ = true). Shared memory: smem_bytes<D>(3, 1).
-template <typename Elem, int D, bool kGradQ>
-SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Forward (kGradQ = false) or dQ sweep (kGradQ = true) over the CTA's tokens (a whole row, or one segment in the
+// sequence-parallel mode). kStateOnly: the segment-state pass of the sequence-parallel forward — only the state
+// recurrence, from a zero state, no output; the result goes to BlockInfo::local_state_out. Shared memory:
+// smem_bytes<D>(3, 1).
+template <typename Elem, int D, bool kGradQ, bool kStateOnly = false>
+SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_state_out(a) == nullptr) return;  // the last segment's state is not needed
 
   float* sA = reinterpret_cast<float*>(smem);      // [C][LDF] Q (forward) or dO (dQ)
   float* sK = sA + C * LDF;                        // [C][LDF]
@@ -96,7 +101,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
   const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  state_load<D>(sS, a.initial_state ? a.initial_state + bi.state_offset : nullptr, tid);
+  state_load<D>(sS, kStateOnly ? nullptr : bi.initial_state(a), tid);
 
   const float* sScoreB = kGradQ ? sV : sK;  // P = A_in · sScoreBᵀ ⊙ M
   const float* sVals = kGradQ ? sK : sV;    // out += P · sVals
@@ -106,7 +111,7 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
     const int64_t t0 = c * C;
     const int L = static_cast<int>(T - t0 < C ? T - t0 : C);
     dev::block_sync();  // the previous chunk is done with the tiles
-    load_tile<Elem, D>(sA, gA + t0 * strideA, strideA, L, tid);
+    if (!kStateOnly) load_tile<Elem, D>(sA, gA + t0 * strideA, strideA, L, tid);
     load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
     load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
     if (warp == 0) chunk_documents32(sSeg, gR ? gR + t0 : nullptr, L, lane);
@@ -114,47 +119,54 @@ SUPRA_DEVICE void sweep(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
 
     const int segL = sSeg[L - 1];
     if (tid < C) sW[tid] = (tid < L && sSeg[tid] == segL) ? scale * sG[L - tid] : 0.f;
-    // P_ij = s γ^{i−j} (a_i · b_j) for j ≤ i in the same document.
-    for (int p = tid; p < C * C; p += kThreads) {
-      const int i = p / C, j = p % C;
-      float val = 0.f;
-      if (j <= i && sSeg[i] == sSeg[j]) {
-        float dot = 0.f;
-        for (int d = 0; d < D; ++d) dot += sA[i * LDF + d] * sScoreB[j * LDF + d];
-        val = dot * scale * sG[i - j];
+    if constexpr (kStateOnly) {
+      dev::block_sync();  // sW
+    } else {
+      // P_ij = s γ^{i−j} (a_i · b_j) for j ≤ i in the same document.
+      for (int p = tid; p < C * C; p += kThreads) {
+        const int i = p / C, j = p % C;
+        float val = 0.f;
+        if (j <= i && sSeg[i] == sSeg[j]) {
+          float dot = 0.f;
+          for (int d = 0; d < D; ++d) dot += sA[i * LDF + d] * sScoreB[j * LDF + d];
+          val = dot * scale * sG[i - j];
+        }
+        sP[i * LDP + j] = val;
       }
-      sP[i * LDP + j] = val;
-    }
-    dev::block_sync();
+      dev::block_sync();
 
-    // out_i = f_i Σ_x a_i[x] S(x, col) + Σ_{j ≤ i} P_ij vals_j[col],  S(x, col) = S[x][col] (forward) or S[col][x].
-    for (int p = tid; p < C * D; p += kThreads) {
-      const int i = p / D, col = p % D;
-      if (i >= L) continue;
-      float inter = 0.f, intra = 0.f;
-      for (int x = 0; x < D; ++x) inter += sA[i * LDF + x] * (kGradQ ? sS[col * LDF + x] : sS[x * LDF + col]);
-      for (int j = 0; j <= i; ++j) intra += sP[i * LDP + j] * sVals[j * LDF + col];
-      const float f = sSeg[i] == 0 ? sG[i] : 0.f;
-      gOut[(t0 + i) * strideA + col] = dev::from_float<Elem>(f * inter + intra);
+      // out_i = f_i Σ_x a_i[x] S(x, col) + Σ_{j ≤ i} P_ij vals_j[col],  S(x, col) = S[x][col] (forward) or S[col][x].
+      for (int p = tid; p < C * D; p += kThreads) {
+        const int i = p / D, col = p % D;
+        if (i >= L) continue;
+        float inter = 0.f, intra = 0.f;
+        for (int x = 0; x < D; ++x) inter += sA[i * LDF + x] * (kGradQ ? sS[col * LDF + x] : sS[x * LDF + col]);
+        for (int j = 0; j <= i; ++j) intra += sP[i * LDP + j] * sVals[j * LDF + col];
+        const float f = sSeg[i] == 0 ? sG[i] : 0.f;
+        gOut[(t0 + i) * strideA + col] = dev::from_float<Elem>(f * inter + intra);
+      }
+      dev::block_sync();
     }
-    dev::block_sync();
 
     // S ← δ S + Σ_j w_j k_jᵀ v_j.
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sW, sK, sV, L, tid);
   }
   dev::block_sync();
-  if (!kGradQ && a.final_state != nullptr) state_store<D>(a.final_state + bi.state_offset, sS, tid);
+  float* out_state = kStateOnly ? bi.local_state_out(a) : kGradQ ? nullptr : bi.final_state(a);
+  if (out_state != nullptr) state_store<D>(out_state, sS, tid);
 }
 
-// Reverse sweep: dK, dV (OutT: Elem per kv head, or float per query head) and dS_0. Shared memory:
-// smem_bytes<D>(4, 2).
-template <typename Elem, typename OutT, int D>
-SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh) {
+// Reverse sweep: dK, dV (OutT: Elem per kv head, or float per query head) and dS_0. kStateOnly: the
+// segment-state pass of the sequence-parallel backward — only dS, from a zero gradient, no dK / dV; the result goes
+// to BlockInfo::local_d_state_out. Shared memory: smem_bytes<D>(4, 2).
+template <typename Elem, typename OutT, int D, bool kStateOnly = false>
+SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t block) {
   constexpr int C = kChunk, LDF = D + 1, LDP = C + 1;
   const int warp = tid >> 5, lane = tid & 31;
-  const int64_t T = a.seq_len;
-  const BlockInfo<D> bi(a, bh);
+  const BlockInfo<D> bi(a, block);
+  const int64_t T = bi.len;
   const float scale = a.scale;
+  if (kStateOnly && bi.local_d_state_out(a) == nullptr) return;  // the first segment's gradient is not needed
 
   float* sQ = reinterpret_cast<float*>(smem);  // [C][LDF]
   float* sK = sQ + C * LDF;
@@ -180,7 +192,7 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
 
   const float log_gamma = a.log_gamma[bi.h];
   for (int n = tid; n <= C; n += kThreads) sG[n] = dev::exp_f32(log_gamma * static_cast<float>(n));
-  state_load<D>(sS, a.d_final_state ? a.d_final_state + bi.state_offset : nullptr, tid);
+  state_load<D>(sS, kStateOnly ? nullptr : bi.d_final_state(a), tid);
 
   const int64_t num_chunks = (T + C - 1) / C;
   for (int64_t c = num_chunks - 1; c >= 0; --c) {
@@ -188,8 +200,10 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
     const int L = static_cast<int>(T - t0 < C ? T - t0 : C);
     dev::block_sync();
     load_tile<Elem, D>(sQ, gQ + t0 * strideQ, strideQ, L, tid);
-    load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
-    load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
+    if (!kStateOnly) {
+      load_tile<Elem, D>(sK, gK + t0 * strideKV, strideKV, L, tid);
+      load_tile<Elem, D>(sV, gV + t0 * strideKV, strideKV, L, tid);
+    }
     load_tile<Elem, D>(sdO, gdO + t0 * strideQ, strideQ, L, tid);
     if (warp == 0) chunk_documents32(sSeg, gR ? gR + t0 : nullptr, L, lane);
     dev::block_sync();
@@ -199,46 +213,52 @@ SUPRA_DEVICE void reverse(const ChunkedArgs& a, char* smem, int tid, int64_t bh)
       sW[tid] = (tid < L && sSeg[tid] == segL) ? scale * sG[L - tid] : 0.f;
       sF[tid] = sSeg[tid] == 0 ? sG[tid] : 0.f;
     }
-    for (int p = tid; p < C * C; p += kThreads) {
-      const int i = p / C, j = p % C;
-      float pv = 0.f, dpv = 0.f;
-      if (j <= i && sSeg[i] == sSeg[j]) {
-        float qk = 0.f, dov = 0.f;
-        for (int d = 0; d < D; ++d) {
-          qk += sQ[i * LDF + d] * sK[j * LDF + d];
-          dov += sdO[i * LDF + d] * sV[j * LDF + d];
+    if constexpr (kStateOnly) {
+      dev::block_sync();  // sF
+    } else {
+      for (int p = tid; p < C * C; p += kThreads) {
+        const int i = p / C, j = p % C;
+        float pv = 0.f, dpv = 0.f;
+        if (j <= i && sSeg[i] == sSeg[j]) {
+          float qk = 0.f, dov = 0.f;
+          for (int d = 0; d < D; ++d) {
+            qk += sQ[i * LDF + d] * sK[j * LDF + d];
+            dov += sdO[i * LDF + d] * sV[j * LDF + d];
+          }
+          pv = qk * scale * sG[i - j];
+          dpv = dov * scale * sG[i - j];
         }
-        pv = qk * scale * sG[i - j];
-        dpv = dov * scale * sG[i - j];
+        sP[i * LDP + j] = pv;
+        sdP[i * LDP + j] = dpv;
       }
-      sP[i * LDP + j] = pv;
-      sdP[i * LDP + j] = dpv;
-    }
-    dev::block_sync();
+      dev::block_sync();
 
-    // dK_j = w_j Σ_e v_j[e] dS[d][e] + Σ_{i ≥ j} dP_ij q_i[d];  dV_j = w_j Σ_d k_j[d] dS[d][e] + Σ_{i ≥ j} P_ij do_i[e]
-    for (int p = tid; p < C * D; p += kThreads) {
-      const int j = p / D, col = p % D;
-      if (j >= L) continue;
-      float inter_k = 0.f, intra_k = 0.f, inter_v = 0.f, intra_v = 0.f;
-      for (int x = 0; x < D; ++x) {
-        inter_k += sV[j * LDF + x] * sS[col * LDF + x];
-        inter_v += sK[j * LDF + x] * sS[x * LDF + col];
+      // dK_j = w_j Σ_e v_j[e] dS[d][e] + Σ_{i ≥ j} dP_ij q_i[d];  dV_j = w_j Σ_d k_j[d] dS[d][e] + Σ_{i ≥ j} P_ij
+      // do_i[e]
+      for (int p = tid; p < C * D; p += kThreads) {
+        const int j = p / D, col = p % D;
+        if (j >= L) continue;
+        float inter_k = 0.f, intra_k = 0.f, inter_v = 0.f, intra_v = 0.f;
+        for (int x = 0; x < D; ++x) {
+          inter_k += sV[j * LDF + x] * sS[col * LDF + x];
+          inter_v += sK[j * LDF + x] * sS[x * LDF + col];
+        }
+        for (int i = j; i < C; ++i) {
+          intra_k += sdP[i * LDP + j] * sQ[i * LDF + col];
+          intra_v += sP[i * LDP + j] * sdO[i * LDF + col];
+        }
+        gdK[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_k + intra_k);
+        gdV[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_v + intra_v);
       }
-      for (int i = j; i < C; ++i) {
-        intra_k += sdP[i * LDP + j] * sQ[i * LDF + col];
-        intra_v += sP[i * LDP + j] * sdO[i * LDF + col];
-      }
-      gdK[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_k + intra_k);
-      gdV[(t0 + j) * strideOut + col] = dev::from_float<OutT>(sW[j] * inter_v + intra_v);
+      dev::block_sync();
     }
-    dev::block_sync();
 
     // dS ← δ dS + Σ_i f_i q_iᵀ do_i.
     state_update<D>(sS, segL == 0 ? sG[L] : 0.f, sF, sQ, sdO, L, tid);
   }
   dev::block_sync();
-  if (a.d_initial_state != nullptr) state_store<D>(a.d_initial_state + bi.state_offset, sS, tid);
+  float* out_state = kStateOnly ? bi.local_d_state_out(a) : bi.d_initial_state(a);
+  if (out_state != nullptr) state_store<D>(out_state, sS, tid);
 }
 
 }  // namespace supra::cuda::simt

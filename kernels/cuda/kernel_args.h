@@ -49,7 +49,24 @@ struct ChunkedArgs {
   //        heads (GQA: deterministic, no atomics).
   bool dkv_per_query_head = false;
   float* d_initial_state = nullptr;  // [B, H, D, D] or null
+
+  // Sequence parallelism (docs/kernels.md, "Sequence-parallel mode"): 0 = one CTA per (batch row, head) walks the
+  // whole row. Otherwise each row is cut into nseg = ceil(T / segment_len) segments of segment_len tokens (the last
+  // one shorter), each handled by its own CTA (grid B·H·nseg, block index (b·H + h)·nseg + segment); segment_len is
+  // a multiple of 64 (the chunk of both implementations' kernels). With nseg > 1 the launchers need the fp32
+  // workspaces below, [B, H, nseg, D, D] each (allocated by the caller; contents on entry do not matter):
+  //   seg_states    the state entering each segment (forward and backward)
+  //   seg_d_states  the state gradient leaving each segment (backward only)
+  int64_t segment_len = 0;
+  float* seg_states = nullptr;
+  float* seg_d_states = nullptr;
 };
+
+// Number of segments of a row (1 when segment_len is 0 or covers the row).
+inline int64_t num_segments(int64_t seq_len, int64_t segment_len) {
+  return segment_len <= 0 || segment_len >= seq_len ? 1 : (seq_len + segment_len - 1) / segment_len;
+}
+inline int64_t num_segments(const ChunkedArgs& a) { return num_segments(a.seq_len, a.segment_len); }
 
 // One recurrent decoding step for one token per sequence, updating the state in place:
 //     S' = (reset ? 0 : S) + s kᵀv;  o = q S';  S ← γ_h S'.

@@ -11,12 +11,16 @@
 // log_gamma gets no gradient from the kernels (it is a fixed buffer in SUPRA, as in fla's g_gamma).
 // SUPRA_LINEAR_ATTENTION_IMPL=auto|simt|mma selects the chunked implementation (auto: tensor cores for bf16,
 // CUDA cores for fp32; simt forces the fp32-arithmetic kernels also for bf16 — a cross-check).
+// SUPRA_LINEAR_ATTENTION_SEGMENTS=off|auto|N selects the sequence-parallel mode of the chunked kernels (several CTAs
+// per (batch row, head), each on one segment of the sequence; docs/kernels.md, "Sequence-parallel mode"): off (the
+// default until it is measured on a GPU), auto (segments_for below) or N segments.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -42,6 +46,40 @@ supra::cuda::Algo algo_from_env() {
   if (value == "mma") return supra::cuda::Algo::kTensorCore;
   TORCH_CHECK(false, "SUPRA_LINEAR_ATTENTION_IMPL must be auto, simt or mma, got '", value, "'");
   return supra::cuda::Algo::kAuto;
+}
+
+// Segment length of the sequence-parallel mode for a [B, T, H, ·] problem (0 = off), from
+// SUPRA_LINEAR_ATTENTION_SEGMENTS:
+//   off (or unset)  0: one CTA per (batch row, head) walks the whole row.
+//   auto            nseg = min(⌊SMs / (B·H)⌋, ⌊T / 256⌋): as many segments as fill the GPU's SMs in one wave (the
+//                   kernels run one CTA per SM; a second, partly filled wave would cost a whole segment's time),
+//                   each segment at least 4 chunks (256 tokens) so that the extra state-only pass and the scan stay
+//                   small next to the segment's work. Off when that is 1 (B·H alone fills half the SMs or more, or
+//                   T < 512).
+//   N (≥ 1)         N segments (1 = off).
+// The segment length is ⌈T / nseg⌉ rounded up to a whole number of 64-token chunks (so at least one chunk; the
+// number of segments actually used, ⌈T / segment_len⌉, can come out below nseg).
+int64_t segment_len_from_env(int64_t B, int64_t H, int64_t T) {
+  constexpr int64_t kChunk = 64, kMinAutoChunks = 4;
+  const char* env = std::getenv("SUPRA_LINEAR_ATTENTION_SEGMENTS");
+  const std::string value = env ? env : "";
+  int64_t nseg = 1;
+  if (value.empty() || value == "off") {
+    return 0;
+  } else if (value == "auto") {
+    int device = 0, sms = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    nseg = std::min<int64_t>(sms / std::max<int64_t>(B * H, 1), T / (kMinAutoChunks * kChunk));
+  } else {
+    const bool digits = value.size() <= 9 && value.find_first_not_of("0123456789") == std::string::npos;
+    TORCH_CHECK(digits && std::stoll(value) >= 1,
+                "SUPRA_LINEAR_ATTENTION_SEGMENTS must be off, auto or a number of segments >= 1, got '", value, "'");
+    nseg = std::stoll(value);
+  }
+  if (nseg <= 1) return 0;
+  const int64_t len = (T + nseg - 1) / nseg;
+  return (len + kChunk - 1) / kChunk * kChunk;
 }
 
 bool kernel_dtype(const Tensor& t) { return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kFloat; }
@@ -111,7 +149,15 @@ supra::cuda::ChunkedArgs kernel_args(const Prepared& p) {
   a.log_gamma = p.log_gamma.data_ptr<float>();
   a.resets = p.resets.defined() ? reinterpret_cast<const uint8_t*>(p.resets.data_ptr<bool>()) : nullptr;
   a.initial_state = p.initial_state.defined() ? p.initial_state.data_ptr<float>() : nullptr;
+  a.segment_len = segment_len_from_env(a.batch, a.heads, a.seq_len);
   return a;
+}
+
+// A workspace of the sequence-parallel mode, [B, H, nseg, D, D] fp32 (undefined without segments).
+Tensor segment_workspace(const supra::cuda::ChunkedArgs& a, const Tensor& like) {
+  const int64_t nseg = supra::cuda::num_segments(a);
+  if (nseg == 1) return Tensor();
+  return torch::empty({a.batch, a.heads, nseg, a.head_dim, a.head_dim}, like.options().dtype(torch::kFloat));
 }
 
 std::tuple<Tensor, Tensor> forward_kernels(const Prepared& p) {
@@ -122,6 +168,8 @@ std::tuple<Tensor, Tensor> forward_kernels(const Prepared& p) {
   supra::cuda::ChunkedArgs a = kernel_args(p);
   a.o = o.data_ptr();
   a.final_state = state.data_ptr<float>();
+  const Tensor seg_states = segment_workspace(a, p.q);
+  if (seg_states.defined()) a.seg_states = seg_states.data_ptr<float>();
   C10_CUDA_CHECK(supra::cuda::chunked_forward(a, c10::cuda::getCurrentCUDAStream()));
   return {o, state};
 }
@@ -155,6 +203,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> backward_kernels(const Prepared& p, c
   a.dv = dv.data_ptr();
   a.dkv_per_query_head = per_query_head;
   a.d_initial_state = d_initial.defined() ? d_initial.data_ptr<float>() : nullptr;
+  const Tensor seg_states = segment_workspace(a, p.q), seg_d_states = segment_workspace(a, p.q);
+  if (seg_states.defined()) {
+    a.seg_states = seg_states.data_ptr<float>();
+    a.seg_d_states = seg_d_states.data_ptr<float>();
+  }
   C10_CUDA_CHECK(supra::cuda::chunked_backward(a, c10::cuda::getCurrentCUDAStream()));
 
   if (per_query_head) {

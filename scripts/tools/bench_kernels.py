@@ -10,6 +10,11 @@ one run. Before any timing counts, a correctness gate compares ours and fla with
 Usage:
   python3 scripts/tools/bench_kernels.py --lib build-gpu/libsupra_kernels.so [--json out.json] [--processes 2] [--quick]
   python3 scripts/tools/bench_kernels.py --dry-run        # no GPU: checks the plan, shapes and the reference on CPU
+  python3 scripts/tools/bench_kernels.py --shapes "few heads" --segments auto   # + ours in the sequence-parallel mode
+
+--segments V[,V...] adds "ours seg=V" next to "ours" (the op with SUPRA_LINEAR_ATTENTION_SEGMENTS=V; "ours" itself runs
+with the variable as the benchmark found it, default off): gated like ours, timed in the same rounds, and its table
+row gives the ratio vs fla and vs unsegmented ours (docs/kernels.md, "Sequence-parallel mode").
 
 The table is printed last; --json writes every number (per process, plus medians across processes).
 """
@@ -131,9 +136,15 @@ def bound_autotuning(max_configs: int) -> None:
     triton.autotune = bounded
 
 
+SEGMENTS_VAR = "SUPRA_LINEAR_ATTENTION_SEGMENTS"
+
+
 class Impls:
-    def __init__(self, lib: str | None, fla_dir: str | None):
+    def __init__(self, lib: str | None, fla_dir: str | None, segments: str = ""):
         self.ours = None
+        # the sequence-parallel variants to run next to ours, and ours' own setting (the variable as found)
+        self.segments = [x.strip() for x in segments.split(",") if x.strip()]
+        self.base_segments = os.environ.get(SEGMENTS_VAR, "off")
         if lib:
             torch.ops.load_library(lib)
             self.ours = torch.ops.supra
@@ -154,7 +165,9 @@ class Impls:
         else:
             self.fla_error = f"no fla/ in {fla_dir}"
 
-    def ours_fwd(self, q, k, v, lg, scale, s0=None, resets=None):
+    def ours_fwd(self, q, k, v, lg, scale, s0=None, resets=None, segments=None):
+        # The op reads the variable on every call, the backward included: it stays set until the next ours_fwd.
+        os.environ[SEGMENTS_VAR] = segments or self.base_segments
         return self.ours.linear_attention(q, k, v, lg, scale, s0, resets, 64)
 
     def fla_fwd(self, q, k, v, lg, scale, s0=None, cu_seqlens=None, final_state=True):
@@ -219,6 +232,9 @@ def gate(impls: Impls, shape: Shape, positive: bool, seed: int = 0) -> dict:
         return res
 
     out = {"ours": measure(lambda q_, k_, v_: impls.ours_fwd(q_, k_, v_, lg, scale, None, resets))}
+    for seg in impls.segments:
+        out[f"ours seg={seg}"] = measure(
+            lambda q_, k_, v_, seg=seg: impls.ours_fwd(q_, k_, v_, lg, scale, None, resets, segments=seg))
     if impls.fla_chunk is not None:
         # fla's final state is h_T = Σ_j γ^{T-1-j} k_jᵀ v_j (no scale, no next-step decay); ours (the stored-state
         # convention) is S_T = s·γ·h_T. Map it so that both are compared with the same reference.
@@ -239,9 +255,10 @@ def gate(impls: Impls, shape: Shape, positive: bool, seed: int = 0) -> dict:
             out["fla"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     fla_worst = max((v for kk, v in out.get("fla", {}).items() if kk not in ("nan", "error")), default=0.0)
     tol = max(5e-3, 1.5 * fla_worst)
-    worst = max(v for kk, v in out["ours"].items() if kk != "nan")
+    ours_keys = ["ours"] + [f"ours seg={seg}" for seg in impls.segments]
+    worst = max(v for name in ours_keys for kk, v in out[name].items() if kk != "nan")
     out["tolerance"] = tol
-    out["pass"] = (not out["ours"]["nan"]) and worst <= tol
+    out["pass"] = not any(out[name]["nan"] for name in ours_keys) and worst <= tol
     return out
 
 
@@ -313,6 +330,8 @@ def time_shape(impls: Impls, shape: Shape) -> dict:
         return run
 
     impl_fns = {"ours": ours_f}
+    for seg in impls.segments:
+        impl_fns[f"ours seg={seg}"] = lambda seg=seg: impls.ours_fwd(q, k, v, lg, scale, None, resets, segments=seg)
     if impls.fla_chunk is not None:
         impl_fns["fla"] = fla_f
     if not shape.docs:  # SDPA on [B, H, T, D], causal softmax (the transformer we replace)
@@ -364,7 +383,7 @@ def time_shape(impls: Impls, shape: Shape) -> dict:
     tensor_bytes = B * T * H * D * 2
     hbm = 3.0e12  # H100 SXM measured on these machines (protocol)
     floors = {"fwd": 4 * tensor_bytes / hbm * 1e3, "fwd_bwd": (4 + 7) * tensor_bytes / hbm * 1e3}
-    for name in ("ours", "fla"):
+    for name in ["ours", "fla"] + [f"ours seg={seg}" for seg in impls.segments]:
         r = res.get(name, {})
         for mode in ("fwd", "fwd_bwd"):
             if mode in r:
@@ -433,7 +452,7 @@ def decode_times(step) -> dict:
 
 
 def run_worker(args) -> dict:
-    impls = Impls(args.lib, args.fla)
+    impls = Impls(args.lib, args.fla, args.segments)
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "fla_error": impls.fla_error,
               "gate": {}, "timing": {}, "decode": {}}
     sh = shapes(args.quick)
@@ -480,10 +499,15 @@ def table(results: list[dict]) -> str:
         cols = " ".join(f"{k}={o[k]:.1e}|{f.get(k, float('nan')):.1e}" for k in ("o", "state", "dq", "dk", "dv"))
         lines.append(f"  {'PASS' if g['pass'] else 'FAIL'} {name:26s} {cols} tol={g['tolerance']:.1e}"
                      + (" NaN!" if o["nan"] else ""))
+        for variant in (k for k in g if k.startswith("ours seg=")):
+            o = g[variant]
+            cols = " ".join(f"{k}={o[k]:.1e}" for k in ("o", "state", "dq", "dk", "dv"))
+            lines.append(f"       {variant:26s} {cols}" + (" NaN!" if o["nan"] else ""))
     lines.append(f"  state continuity (prefill + 16 steps, fp32): {r0['state_continuity']:.1e}")
     lines.append("")
-    hdr = f"{'shape':18s} {'B':>2s} {'T':>6s} {'H':>3s} {'D':>4s} | {'impl':11s} {'fwd ms':>8s} {'fwd+bwd ms':>10s} " \
-          f"{'spread':>7s} {'roof%':>6s} {'TB/s':>5s} {'peakMB':>7s} | {'vs fla fwd':>10s} {'fwd+bwd':>8s}"
+    hdr = f"{'shape':18s} {'B':>2s} {'T':>6s} {'H':>3s} {'D':>4s} | {'impl':13s} {'fwd ms':>8s} {'fwd+bwd ms':>10s} " \
+          f"{'spread':>7s} {'roof%':>6s} {'TB/s':>5s} {'peakMB':>7s} | {'vs fla fwd':>10s} {'fwd+bwd':>8s} | " \
+          f"{'vs ours fwd':>11s} {'fwd+bwd':>8s}"
     lines.append(hdr)
     for name in r0["timing"]:
         shp = r0["timing"][name]["shape"]
@@ -498,11 +522,15 @@ def table(results: list[dict]) -> str:
             roof = r0["timing"][name][impl]["fwd_bwd"].get("roofline_fraction")
             tbs = r0["timing"][name][impl]["fwd_bwd"].get("TB_s")
             vs = ""
-            if impl == "ours" and "fla" in r0["timing"][name] and "error" not in r0["timing"][name]["fla"]:
+            if impl.startswith("ours") and "fla" in r0["timing"][name] and "error" not in r0["timing"][name]["fla"]:
                 ffw = median([r["timing"][name]["fla"]["fwd"]["ms"] for r in results])
                 ffb = median([r["timing"][name]["fla"]["fwd_bwd"]["ms"] for r in results])
                 vs = f"{ffw / median(fw):9.2f}x {ffb / median(fb):7.2f}x"
-            lines.append(f"{name:18s} {shp['B']:2d} {shp['T']:6d} {shp['H']:3d} {shp['D']:4d} | {impl:11s} "
+            if impl.startswith("ours seg=") and "error" not in r0["timing"][name]["ours"]:  # vs unsegmented ours
+                ofw = median([r["timing"][name]["ours"]["fwd"]["ms"] for r in results])
+                ofb = median([r["timing"][name]["ours"]["fwd_bwd"]["ms"] for r in results])
+                vs = f"{vs or ' ' * 19} | {ofw / median(fw):10.2f}x {ofb / median(fb):7.2f}x"
+            lines.append(f"{name:18s} {shp['B']:2d} {shp['T']:6d} {shp['H']:3d} {shp['D']:4d} | {impl:13s} "
                          f"{median(fw):8.3f} {median(fb):10.3f} {spread * 100:6.1f}% "
                          f"{'' if roof is None else f'{roof * 100:5.0f}%':>6s} {'' if tbs is None else f'{tbs:5.2f}':>5s} "
                          f"{r0['timing'][name][impl]['peak_mem_fwd_bwd_MB']:7.0f} | {vs}")
@@ -554,6 +582,8 @@ def main() -> int:
     ap.add_argument("--shapes", default="", help="comma list: only shapes whose name contains one of these")
     ap.add_argument("--shape-names", default="", help="semicolon list of exact shape names (names contain commas)")
     ap.add_argument("--no-decode", action="store_true", help="skip the decode-step timing")
+    ap.add_argument("--segments", default="",
+                    help="comma list of SUPRA_LINEAR_ATTENTION_SEGMENTS values (auto, N): extra 'ours seg=V' rows")
     ap.add_argument("--fla-max-configs", type=int, default=0,
                     help="bound fla's Triton autotuning to its first N configs per kernel (0: all)")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds for all processes (0: none)")
@@ -562,6 +592,8 @@ def main() -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.dry_run:
+        for seg in (x.strip() for x in args.segments.split(",") if x.strip()):
+            print(f"variant: ours seg={seg} ({SEGMENTS_VAR}={seg})")
         return dry_run()
     if args.table:  # re-render the table of a saved --json file
         with open(args.table) as f:
@@ -588,6 +620,8 @@ def main() -> int:
             os.environ["SUPRA_BENCH_FLA_MAX_CONFIGS"] = str(args.fla_max_configs)
         if args.no_decode:
             cmd.append("--no-decode")
+        if args.segments:
+            cmd += ["--segments", args.segments]
         t0 = time.time()
         try:
             subprocess.run(cmd, check=True, timeout=None if deadline is None else max(1.0, deadline - t0))

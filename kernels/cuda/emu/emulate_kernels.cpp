@@ -4,7 +4,7 @@
 // math, masking, pipelining and synchronisation on a machine without a GPU; it does not check the hardware's
 // reading of ldmatrix / mma fragments beyond the PTX ISA definitions encoded in emu_device.h.
 // Built by tests/CMakeLists.txt as `emulate_kernels` and run by CTest (`kernel_emulator`, the quick set); by hand:
-// kernels/cuda/emu/run.sh [quick|decode].
+// kernels/cuda/emu/run.sh [quick|decode|segments].
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "kernels/cuda/chunked_mma.cuh"
 #include "kernels/cuda/chunked_simt.cuh"
 #include "kernels/cuda/decode_step.cuh"
+#include "kernels/cuda/segments.cuh"
 #include "kernels/cuda/static_switch.h"
 
 namespace {
@@ -31,10 +32,12 @@ using supra::cuda::dev::to_float;
 namespace mma = supra::cuda::mma;
 namespace simt = supra::cuda::simt;
 namespace decode = supra::cuda::decode;
+namespace segments = supra::cuda::segments;
 
 struct Problem {
   int B, T, H, Hkv, D;
   bool with_s0, with_dst, with_resets, positive;
+  int64_t seg_len = 0;  // > 0: the sequence-parallel mode with segments of seg_len tokens
 };
 
 struct Data {
@@ -70,10 +73,20 @@ Data make_data(const Problem& p, bool bf16_values, uint64_t seed) {
   if (p.with_resets) {
     d.resets.assign(BT, 0);
     std::uniform_real_distribution<float> u(0.f, 1.f);
-    for (auto& r : d.resets) r = u(rng) < 0.03f;
-    // Boundaries on and next to chunk edges, and a reset on the very first token of row 0.
-    for (int t : {0, 31, 32, 63, 64, 65, 100}) {
-      if (t < p.T) d.resets[t] = 1;
+    if (p.seg_len == 0) {
+      for (auto& r : d.resets) r = u(rng) < 0.03f;
+      // Boundaries on and next to chunk edges, and a reset on the very first token of row 0.
+      for (int t : {0, 31, 32, 63, 64, 65, 100}) {
+        if (t < p.T) d.resets[t] = 1;
+      }
+    } else {
+      // Segments: rare random resets (so that states cross whole segments, decayed), and in row 0 a reset on the
+      // first token of segment 1, on the last token of segment 1 and inside segment 3.
+      for (auto& r : d.resets) r = u(rng) < 0.004f;
+      const int64_t L = p.seg_len;
+      for (int64_t t : {L, 2 * L - 1, 3 * L + 5}) {
+        if (t < p.T) d.resets[t] = 1;
+      }
     }
   }
   return d;
@@ -195,8 +208,11 @@ std::vector<double> to_double(const std::vector<Elem>& x) {
   return y;
 }
 
+// segment_len > 0: the sequence-parallel mode (segments.cuh), with the launch sequence of chunked_mma.cu /
+// chunked_simt.cu: state-only sweep, scan, sweep (forward); the same, dQ sweep, state-only reverse sweep, reverse
+// scan, reverse sweep (backward).
 template <typename Elem>
-Result run_kernels(const Data& d, Algo algo, int reverse_stages) {
+Result run_kernels(const Data& d, Algo algo, int reverse_stages, int64_t segment_len = 0) {
   const Problem& p = d.p;
   const int B = p.B, T = p.T, H = p.H, Hkv = p.Hkv, D = p.D;
   const size_t nq = static_cast<size_t>(B) * T * H * D, nkv = static_cast<size_t>(B) * T * Hkv * D;
@@ -233,18 +249,50 @@ Result run_kernels(const Data& d, Algo algo, int reverse_stages) {
   a.dk = per_query ? static_cast<void*>(dk32.data()) : static_cast<void*>(dk.data());
   a.dv = per_query ? static_cast<void*>(dv32.data()) : static_cast<void*>(dv.data());
   a.d_initial_state = ds0.data();
-  const int64_t grid = static_cast<int64_t>(B) * H;
+  a.segment_len = segment_len;
+  const int64_t nseg = supra::cuda::num_segments(a);
+  std::vector<float> seg_states(nseg > 1 ? ns * nseg : 0, nan), seg_d_states(seg_states.size(), nan);
+  a.seg_states = nseg > 1 ? seg_states.data() : nullptr;
+  a.seg_d_states = nseg > 1 ? seg_d_states.data() : nullptr;
+  const int64_t grid = static_cast<int64_t>(B) * H * nseg;
+  auto scan = [&](bool reverse) {
+    if (nseg == 1) return;
+    SUPRA_HEAD_DIM_SWITCH(D, kD, [&] {
+      emu_launch(static_cast<int64_t>(B) * H * segments::kSlices<kD>, segments::kThreads, segments::smem_bytes(),
+                 [&](char* smem, int tid, int64_t block) {
+                   if (reverse) {
+                     segments::scan<kD, true>(a, smem, tid, block);
+                   } else {
+                     segments::scan<kD, false>(a, smem, tid, block);
+                   }
+                 });
+    });
+  };
 
   if (algo == Algo::kTensorCore) {
     if constexpr (sizeof(Elem) == 2) {
       auto run_d = [&](auto dim) {
         constexpr int DD = decltype(dim)::value;
+        auto states = [&] {  // segment states (forward prologue, also run again by the backward)
+          if (nseg == 1) return;
+          emu_launch(grid, mma::kThreads, mma::smem_bytes<DD>(3, 2),
+                     [&](char* smem, int tid, int64_t bh) { mma::sweep<DD, false, true>(a, smem, tid, bh); });
+          scan(false);
+        };
+        states();
         emu_launch(grid, mma::kThreads, mma::smem_bytes<DD>(3, 2),
                    [&](char* smem, int tid, int64_t bh) { mma::sweep<DD, false>(a, smem, tid, bh); });
+        if (nseg > 1) std::fill(seg_states.begin(), seg_states.end(), nan);  // the backward recomputes them
+        states();
         emu_launch(grid, mma::kThreads, mma::smem_bytes<DD>(3, 2),
                    [&](char* smem, int tid, int64_t bh) { mma::sweep<DD, true>(a, smem, tid, bh); });
         auto rev = [&](auto stages) {
           constexpr int ST = decltype(stages)::value;
+          if (nseg > 1) {
+            emu_launch(grid, mma::kThreads, mma::smem_bytes<DD>(4, ST),
+                       [&](char* smem, int tid, int64_t bh) { mma::reverse<DD, float, ST, true>(a, smem, tid, bh); });
+            scan(true);
+          }
           emu_launch(grid, mma::kThreads, mma::smem_bytes<DD>(4, ST), [&](char* smem, int tid, int64_t bh) {
             if (per_query) {
               mma::reverse<DD, float, ST>(a, smem, tid, bh);
@@ -264,10 +312,24 @@ Result run_kernels(const Data& d, Algo algo, int reverse_stages) {
   } else {
     auto run_d = [&](auto dim) {
       constexpr int DD = decltype(dim)::value;
+      auto states = [&] {  // segment states (forward prologue, also run again by the backward)
+        if (nseg == 1) return;
+        emu_launch(grid, simt::kThreads, simt::smem_bytes<DD>(3, 1),
+                   [&](char* smem, int tid, int64_t bh) { simt::sweep<Elem, DD, false, true>(a, smem, tid, bh); });
+        scan(false);
+      };
+      states();
       emu_launch(grid, simt::kThreads, simt::smem_bytes<DD>(3, 1),
                  [&](char* smem, int tid, int64_t bh) { simt::sweep<Elem, DD, false>(a, smem, tid, bh); });
+      if (nseg > 1) std::fill(seg_states.begin(), seg_states.end(), nan);  // the backward recomputes them
+      states();
       emu_launch(grid, simt::kThreads, simt::smem_bytes<DD>(3, 1),
                  [&](char* smem, int tid, int64_t bh) { simt::sweep<Elem, DD, true>(a, smem, tid, bh); });
+      if (nseg > 1) {
+        emu_launch(grid, simt::kThreads, simt::smem_bytes<DD>(4, 2),
+                   [&](char* smem, int tid, int64_t bh) { simt::reverse<Elem, float, DD, true>(a, smem, tid, bh); });
+        scan(true);
+      }
       emu_launch(grid, simt::kThreads, simt::smem_bytes<DD>(4, 2), [&](char* smem, int tid, int64_t bh) {
         if (per_query) {
           simt::reverse<Elem, float, DD>(a, smem, tid, bh);
@@ -325,10 +387,10 @@ void check(const char* what, const Problem& p, const char* path, const Result& r
   const bool ok = worst <= tol;
   failures += ok ? 0 : 1;
   std::printf(
-      "%-4s %-10s B=%d T=%-4d H=%d Hkv=%d D=%-3d s0=%d dST=%d resets=%d pos=%d | o %.1e S %.1e dq %.1e dk %.1e "
-      "dv %.1e dS0 %.1e | tol %.0e %s\n",
-      ok ? "ok" : "FAIL", path, p.B, p.T, p.H, p.Hkv, p.D, p.with_s0, p.with_dst, p.with_resets, p.positive, e[0], e[1],
-      e[2], e[3], e[4], e[5], tol, what);
+      "%-4s %-10s B=%d T=%-4d H=%d Hkv=%d D=%-3d s0=%d dST=%d resets=%d pos=%d seg=%-3d | o %.1e S %.1e dq %.1e "
+      "dk %.1e dv %.1e dS0 %.1e | tol %.0e %s\n",
+      ok ? "ok" : "FAIL", path, p.B, p.T, p.H, p.Hkv, p.D, p.with_s0, p.with_dst, p.with_resets, p.positive,
+      static_cast<int>(p.seg_len), e[0], e[1], e[2], e[3], e[4], e[5], tol, what);
   std::fflush(stdout);
 }
 
@@ -408,6 +470,7 @@ void check_decode(int B, int H, int Hkv, int D, int steps, bool with_reset, uint
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "quick";
+  const bool only_segments = argc > 1 && std::string(argv[1]) == "segments";  // the sequence-parallel cases alone
   if (const char* e = std::getenv("SUPRA_EMU_EAGER_COPIES")) supra::cuda::dev::g_eager_copies = std::string(e) == "1";
   const auto t_start = std::chrono::steady_clock::now();
 
@@ -416,34 +479,48 @@ int main(int argc, char** argv) {
   check_decode<float>(3, 4, 1, 128, 2, true, 3);
   if (argc > 1 && std::string(argv[1]) == "decode") return failures == 0 ? 0 : 1;
 
-  std::vector<Problem> problems = {
-      {1, 1, 2, 2, 64, false, false, false, false},  // T = 1
-      {2, 37, 2, 1, 64, true, true, true, false},    // short last chunk, GQA, all options
-      {1, 130, 2, 2, 128, true, true, true, false},  // three chunks, D = 128, resets on chunk edges
-      {1, 100, 4, 2, 64, false, true, false, true},  // positive feature map, GQA
-      // all at once over several chunks: ragged T, GQA, S0, document resets, d(final state); row 1 has only the
-      // random resets (none in the fp32 draw: S0 and dS0 cross every chunk; at 14, 70, 72 in the bf16 draw)
-      {2, 97, 4, 2, 64, true, true, true, false},
-  };
-  if (!quick) {
+  std::vector<Problem> problems;
+  if (!only_segments)
+    problems = {
+        {1, 1, 2, 2, 64, false, false, false, false},  // T = 1
+        {2, 37, 2, 1, 64, true, true, true, false},    // short last chunk, GQA, all options
+        {1, 130, 2, 2, 128, true, true, true, false},  // three chunks, D = 128, resets on chunk edges
+        {1, 100, 4, 2, 64, false, true, false, true},  // positive feature map, GQA
+        // all at once over several chunks: ragged T, GQA, S0, document resets, d(final state); row 1 has only the
+        // random resets (none in the fp32 draw: S0 and dS0 cross every chunk; at 14, 70, 72 in the bf16 draw)
+        {2, 97, 4, 2, 64, true, true, true, false},
+    };
+  if (!quick && !only_segments) {
     problems.push_back({1, 64, 2, 2, 128, false, false, false, false});  // exactly one chunk
     problems.push_back({2, 200, 2, 2, 64, true, true, true, false});
     problems.push_back({1, 129, 8, 2, 128, true, false, true, true});   // fast-decaying heads, GQA 4
     problems.push_back({1, 150, 2, 2, 128, true, true, false, false});  // S0 through three chunks, D = 128
+  }
+  // Sequence-parallel mode (segments.cuh): several segments, a ragged last one, GQA, S0, dS_T, resets inside and
+  // on segment edges (make_data), states and gradients crossing whole segments.
+  problems.push_back({1, 200, 2, 1, 64, true, true, true, false, 64});  // 4 segments, the last one 8 tokens, MQA
+  if (!quick) {
+    problems.push_back({2, 300, 4, 2, 64, true, true, true, false, 64});   // 5 segments, the last one 44 tokens
+    problems.push_back({1, 200, 2, 2, 128, true, true, true, false, 64});  // D = 128
+    problems.push_back({1, 256, 2, 1, 64, true, true, false, true, 128});  // 2 whole segments, MQA, no resets
+    problems.push_back({2, 130, 2, 2, 64, false, true, true, false, 64});  // a last segment of 2 tokens, no S0
+    problems.push_back({1, 100, 2, 2, 64, true, true, true, false, 128});  // segment_len ≥ T: one segment
   }
   for (const Problem& p : problems) {
     const uint64_t seed = 1000 + p.T * 7 + p.D + p.H;
     {  // fp32 inputs, CUDA-core path: fp32 tolerance
       Data d = make_data(p, false, seed);
       Result ref = reference(d);
-      check("fp32", p, "simt", ref, run_kernels<float>(d, Algo::kSimt, 2), 1e-5);
+      check("fp32", p, "simt", ref, run_kernels<float>(d, Algo::kSimt, 2, p.seg_len), 1e-5);
     }
     {  // bf16 inputs: both paths
       Data d = make_data(p, true, seed + 1);
       Result ref = reference(d);
-      check("bf16", p, "simt", ref, run_kernels<bf16>(d, Algo::kSimt, 2), 5e-3);
-      check("bf16", p, "mma", ref, run_kernels<bf16>(d, Algo::kTensorCore, 2), 5e-3);
-      if (p.T > 64) check("bf16", p, "mma-1stage", ref, run_kernels<bf16>(d, Algo::kTensorCore, 1), 5e-3);
+      check("bf16", p, "simt", ref, run_kernels<bf16>(d, Algo::kSimt, 2, p.seg_len), 5e-3);
+      check("bf16", p, "mma", ref, run_kernels<bf16>(d, Algo::kTensorCore, 2, p.seg_len), 5e-3);
+      if (p.T > 64) {
+        check("bf16", p, "mma-1stage", ref, run_kernels<bf16>(d, Algo::kTensorCore, 1, p.seg_len), 5e-3);
+      }
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();

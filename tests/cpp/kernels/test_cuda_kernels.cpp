@@ -1,11 +1,14 @@
 // The CUDA linear-attention kernels against the float64 naive reference (../shared/docs/kernel-benchmark-protocol.md,
 // "Correctness gate"): outputs, final states and gradients for bf16 and fp32, head dims 64 and 128, ragged lengths,
-// GQA, initial states, packed documents; outputs poisoned with NaN first; prefill→decode continuity; the decode
-// step eager and under a CUDA graph; and a SUPRA model's loss and gradients on CUDA against CPU.
+// GQA, initial states, packed documents; outputs poisoned with NaN first; the sequence-parallel mode
+// (SUPRA_LINEAR_ATTENTION_SEGMENTS); prefill→decode continuity; the decode step eager and under a CUDA graph; and a
+// SUPRA model's loss and gradients on CUDA against CPU.
 // Every test skips cleanly when LibTorch has no CUDA or the machine has no GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,11 +61,35 @@ struct Case {
   int64_t B, T, H, Hkv, D;
   torch::Dtype dtype;
   bool initial_state, resets, positive;
+  std::string segments = "";  // SUPRA_LINEAR_ATTENTION_SEGMENTS for this case ("": as the environment has it)
   std::string name() const {
     return "B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) + "/" +
            std::to_string(Hkv) + " D=" + std::to_string(D) + (dtype == torch::kBFloat16 ? " bf16" : " fp32") +
-           (initial_state ? " S0" : "") + (resets ? " resets" : "") + (positive ? " positive" : "");
+           (initial_state ? " S0" : "") + (resets ? " resets" : "") + (positive ? " positive" : "") +
+           (segments.empty() ? "" : " segments=" + segments);
   }
+};
+
+// Sets an environment variable for one scope, then restores it (or unsets it).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
 };
 
 Tensor reference_log_gamma(int64_t H) {
@@ -70,9 +97,10 @@ Tensor reference_log_gamma(int64_t H) {
   return -torch::pow(2.0, -8.0 * (torch::arange(H, torch::kDouble) + 1) / static_cast<double>(H)).to(torch::kFloat);
 }
 
-Tensor random_resets(int64_t B, int64_t T) {
+Tensor random_resets(int64_t B, int64_t T, std::vector<int64_t> extra = {}) {
   Tensor r = torch::rand({B, T}, torch::kDouble) < 0.02;
-  for (int64_t t : {0, 31, 32, 63, 64, 65, 100, 1000}) {
+  extra.insert(extra.end(), {0, 31, 32, 63, 64, 65, 100, 1000});
+  for (int64_t t : extra) {
     if (t < T) r.index_put_({0, t}, true);
   }
   return r;
@@ -93,8 +121,14 @@ void check_case(const Case& c, uint64_t seed) {
                v = rnd({c.B, c.T, c.Hkv, c.D}, false), d_o = rnd({c.B, c.T, c.H, c.D}, false);
   const Tensor d_state = torch::randn({c.B, c.H, c.D, c.D}, torch::kDouble);
   const Tensor s0 = c.initial_state ? torch::randn({c.B, c.H, c.D, c.D}, torch::kDouble) : Tensor();
-  const Tensor resets = c.resets ? random_resets(c.B, c.T) : Tensor();
+  // With segments (multiples of 64 tokens): also resets on the first and last token of a 128- or 256-token segment.
+  const Tensor resets =
+      c.resets ? random_resets(c.B, c.T,
+                               c.segments.empty() ? std::vector<int64_t>{} : std::vector<int64_t>{128, 255, 256, 511})
+               : Tensor();
   const Tensor log_gamma = reference_log_gamma(c.H);
+  std::optional<ScopedEnv> segments_env;
+  if (!c.segments.empty()) segments_env.emplace("SUPRA_LINEAR_ATTENTION_SEGMENTS", c.segments);
 
   // float64 reference on the CPU
   std::vector<Tensor> ref_in = {q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()};
@@ -168,6 +202,63 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaChunked, ::testing::ValuesIn(chunked_cases(
                            std::string n = "case" + std::to_string(info.index);
                            return n;
                          });
+
+// The sequence-parallel mode (kernels/cuda/segments.cuh): several CTAs per (batch row, head), forced through
+// SUPRA_LINEAR_ATTENTION_SEGMENTS for forward and backward; both implementations (fp32 runs the CUDA-core path).
+class CudaChunkedSegments : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaChunkedSegments, MatchesFloat64Reference) {
+  SKIP_WITHOUT_GPU();
+  check_case(GetParam(), 4321);
+}
+
+std::vector<Case> segmented_cases() {
+  std::vector<Case> cases;
+  for (torch::Dtype dt : {torch::kBFloat16, torch::kFloat}) {
+    for (int64_t D : {64, 128}) {
+      // 4 segments of 256 tokens, the last one 232: ragged, S0 through every segment (no resets)
+      cases.push_back({2, 1000, 4, 4, D, dt, true, false, false, "4"});
+      // MQA, packed documents (resets on segment edges), S0: 3 segments of 128, the last one 44
+      cases.push_back({2, 300, 4, 1, D, dt, true, true, false, "3"});
+      // auto: B·H = 4 → min(SMs / 4, T / 256) = 4 segments of 256 (any GPU with ≥ 16 SMs); GQA, positive maps
+      cases.push_back({1, 1024, 4, 2, D, dt, false, true, true, "auto"});
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Segments, CudaChunkedSegments, ::testing::ValuesIn(segmented_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return "case" + std::to_string(info.index);
+                         });
+
+// SUPRA_LINEAR_ATTENTION_SEGMENTS: off gives the same numbers as unset; a bad value is refused naming the variable.
+TEST(CudaChunkedSegments, OffMatchesDefaultAndBadValueIsRefused) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(12);
+  const auto opt = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kBFloat16);
+  const Tensor q = torch::randn({1, 512, 2, 64}, opt), k = torch::randn({1, 512, 2, 64}, opt),
+               v = torch::randn({1, 512, 2, 64}, opt);
+  supra::kernels::LinearAttentionArgs a;
+  a.log_gamma = reference_log_gamma(2).to(torch::kCUDA);
+  a.scale = 0.125;
+  auto [o1, s1] = supra::kernels::linear_attention(q, k, v, a, 64);
+  {
+    ScopedEnv env("SUPRA_LINEAR_ATTENTION_SEGMENTS", "off");
+    auto [o2, s2] = supra::kernels::linear_attention(q, k, v, a, 64);
+    EXPECT_EQ(rel_rms(o1, o2), 0.0);
+    EXPECT_EQ(rel_rms(s1, s2), 0.0);
+  }
+  {
+    ScopedEnv env("SUPRA_LINEAR_ATTENTION_SEGMENTS", "many");
+    try {
+      supra::kernels::linear_attention(q, k, v, a, 64);
+      FAIL() << "SUPRA_LINEAR_ATTENTION_SEGMENTS=many accepted";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("SUPRA_LINEAR_ATTENTION_SEGMENTS"), std::string::npos) << e.what();
+    }
+  }
+}
 
 TEST(CudaChunked, SimtAndTensorCorePathsAgreeForBf16) {
   SKIP_WITHOUT_GPU();
