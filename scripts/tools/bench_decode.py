@@ -179,7 +179,8 @@ def main() -> int:
                     try:
                         r = hf_generate(tmp / "export", rows, args.new_tokens, args.device, args.dtype)
                         if supra_tokens is not None:
-                            r["same_greedy_tokens_as_supra"] = r["tokens"][0] == supra_tokens[:len(r["tokens"][0])]
+                            n = min(len(r["tokens"][0]), len(supra_tokens))  # hf made new_tokens + 1
+                            r["same_greedy_tokens_as_supra"] = n > 0 and r["tokens"][0][:n] == supra_tokens[:n]
                         del r["tokens"]
                         fast = next((x for x in results["rows"] if x["batch"] == B and x["context"] == T
                                      and x["model"] == "supra" and "step_ms_median" in x), None)
