@@ -1,6 +1,6 @@
 # supra_cuda_build_check: the sources with branches that only a CUDA LibTorch compiles (#if SUPRA_WITH_CUDA /
 # SUPRA_HAVE_NCCL: the NCCL communicator, the CUDA op registration + autograd glue, the trainer's CUDA branches, the
-# CUDA GTests) and the CUDA kernels, compiled to object files as a CUDA build compiles them. Not part of `all`:
+# decoder's CUDA graph, the CUDA GTests) and the CUDA kernels, compiled to object files as a CUDA build compiles them. Not part of `all`:
 # scripts/tools/cuda_build_check.sh configures a build folder against the CUDA torch wheel on CPU-only CI machines
 # (-DSUPRA_CUDA_BUILD_CHECK=ON) and builds only this target, so that this code cannot rot without a GPU.
 option(SUPRA_CUDA_BUILD_CHECK "Require everything the CUDA build check needs (CUDA LibTorch, nvcc, nccl.h)" OFF)
@@ -15,7 +15,7 @@ endif()
 
 if(SUPRA_WITH_CUDA)
   set(_check_sources ${CMAKE_SOURCE_DIR}/kernels/cuda/linear_attention_cuda.cpp ${CMAKE_SOURCE_DIR}/training/trainer.cpp
-                     ${SUPRA_CUDA_SOURCES})
+                     ${CMAKE_SOURCE_DIR}/core/model/decoder.cpp ${SUPRA_CUDA_SOURCES})
   if(SUPRA_NCCL_INCLUDE)
     list(APPEND _check_sources ${CMAKE_SOURCE_DIR}/training/communicator.cpp)
   endif()

@@ -178,11 +178,13 @@ stage_kbench() {
 }
 
 stage_decode() {
-  # SUPRA against the full K/V cache (TOVA's token-by-token prefill is too slow for this budget: --tova-max-context 0)
-  local args=(--shape smollm2-135m --contexts 1024,4096,16384 --batches 1,8 --new-tokens 32 --tova-max-context 0
-              --device cuda --dtype bf16)
+  # SUPRA's fast path (eager and as a CUDA graph) and reference path against the full K/V cache and transformers'
+  # generate on the export (TOVA's token-by-token prefill is too slow for this budget: --tova-max-context 0)
+  local args=(--shape smollm2-135m --contexts 1024,16384 --batches 1,8 --new-tokens 32 --tova-max-context 0
+              --hf-max-context 1024 --models supra,graph,reference,transformer,hf --device cuda --dtype bf16)
   [ $GPU = 1 ] || { args=(--shape tiny --contexts 256,1024 --batches 1,8 --new-tokens 8 --tova-max-context 0
-                          --device cpu --dtype f32); STAGE_NOTE="no GPU: tiny shape on the CPU"; }
+                          --models supra,reference,transformer --device cpu --dtype f32)
+                   STAGE_NOTE="no GPU: tiny shape on the CPU"; }
   tmo $PY scripts/tools/bench_decode.py --supra "$BUILD/supra" "${args[@]}" --json "$OUT/bench_decode.json"
   local rc=$?
   numbers decode "$OUT/bench_decode.json"

@@ -120,8 +120,9 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default=None, help="f32 | bf16 (default: bf16 on a GPU, f32 on the CPU)")
     ap.add_argument("--models", default="supra,reference,transformer,tova,hf",
-                    help="rows to run: supra (fast path), reference (supra's reference decode path), transformer "
-                         "(full K/V cache), tova, hf (transformers generate on the exported SUPRA model)")
+                    help="rows to run: supra (fast path), graph (fast path replayed as a CUDA graph: --cuda-graph, "
+                         "CUDA only), reference (supra's reference decode path), transformer (full K/V cache), tova, "
+                         "hf (transformers generate on the exported SUPRA model)")
     ap.add_argument("--hf-max-context", type=int, default=2048, help="longest context the hf baseline runs at")
     ap.add_argument("--batches", default="1", help="comma list of batch sizes (prompts decoded together)")
     ap.add_argument("--json")
@@ -131,6 +132,8 @@ def main() -> int:
     if args.dtype is None:
         args.dtype = "f32" if args.device == "cpu" else "bf16"
     wanted = set(args.models.split(","))
+    if args.device == "cpu":
+        wanted.discard("graph")
     results = {"shape": args.shape, "device": args.device, "dtype": args.dtype, "kv_size": args.kv_size, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -140,6 +143,7 @@ def main() -> int:
             run([args.supra, "export", "--checkpoint", str(tmp / "supra"), "--out", str(tmp / "export")])
         vocab = SHAPES[args.shape][5]
         kinds = [("supra", "supra", tmp / "supra", []),
+                 ("supra cuda graph", "graph", tmp / "supra", ["--cuda-graph"]),
                  ("supra reference", "reference", tmp / "supra", ["--decode-path", "reference"]),
                  ("transformer", "transformer", tmp / "hf", []),
                  (f"tova K={args.kv_size}", "tova", tmp / "hf",

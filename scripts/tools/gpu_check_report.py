@@ -172,7 +172,8 @@ def decode(path: str) -> dict:
     d = load(path)
     if not d:
         return {"error": f"no decode benchmark JSON at {path}"}
-    keep = ("batch", "context", "model", "prefill_tok_s", "decode_tok_s", "state_bytes", "error")
+    keep = ("batch", "context", "model", "prefill_tok_s", "decode_tok_s", "step_ms_median", "floor_ms_median",
+            "step_over_floor", "supra_speedup", "same_greedy_tokens_as_supra", "state_bytes", "error")
     return {"shape": d.get("shape"), "device": d.get("device"), "dtype": d.get("dtype"),
             "rows": [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k in keep}
                      for r in d.get("rows", [])]}
