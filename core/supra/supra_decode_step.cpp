@@ -18,8 +18,7 @@ class SupraStep : public MixerStep {
   SupraStep(SupraAttentionImpl& attention, LayerCache& cache) : a_(attention), cache_(cache) {
     TORCH_CHECK(cache_.state.defined(), "SUPRA decode step: the layer has no state (run the prefill first)");
     if (!cache_.state.is_contiguous()) cache_.state = cache_.state.contiguous();
-    const auto& fused = a_.fused_input();  // built now, not in the first timed step
-    (void)fused;
+    a_.fused_input();  // built now, not in the first step
   }
 
   torch::Tensor run(const torch::Tensor& x, const RopeTables& rope, const torch::Tensor&) override {
