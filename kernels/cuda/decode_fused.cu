@@ -9,8 +9,10 @@
 namespace supra::cuda {
 namespace {
 
+// At least 2 CTAs per SM (≤ 128 registers a thread for D = 128; ptxas uses ~110, no spills): batch 8, H 32 is then
+// one wave of 256 CTAs on an H100's 132 SMs.
 template <typename T, int D>
-__global__ void __launch_bounds__(decode_fused::kThreads<D>) decode_fused_kernel(const DecodeFusedArgs args) {
+__global__ void __launch_bounds__(decode_fused::kThreads<D>, 2) decode_fused_kernel(const DecodeFusedArgs args) {
   __shared__ __align__(16) float smem[decode_fused::Smem<D>::kFloats];
   decode_fused::step<T, D>(args, smem, static_cast<int>(threadIdx.x), static_cast<int64_t>(blockIdx.x));
 }

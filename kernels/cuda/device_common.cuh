@@ -63,7 +63,10 @@ SUPRA_DEVICE void scale_pair(bf16* p, float w) {
   *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(__low2float(v) * w, __high2float(v) * w);
 }
 
-// 16-byte fp32 vector load / store (p 16-byte aligned).
+// 16-byte fp32 vector load / store (p 16-byte aligned; the store: global memory). The store goes through __stwb
+// (one st.global.wb.v4.f32, the same caching as a plain store): nvcc 13 split the plain `*(float4*)p = v` of the
+// decode kernels' state rows into four scalar st.global.f32 (seen in the PTX), four times the store instructions
+// of a bandwidth-bound stream.
 SUPRA_DEVICE void load_f4(float (&x)[4], const float* p) {
   const float4 v = *reinterpret_cast<const float4*>(p);
   x[0] = v.x;
@@ -72,7 +75,7 @@ SUPRA_DEVICE void load_f4(float (&x)[4], const float* p) {
   x[3] = v.w;
 }
 SUPRA_DEVICE void store_f4(float* p, const float (&x)[4]) {
-  *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+  __stwb(reinterpret_cast<float4*>(p), make_float4(x[0], x[1], x[2], x[3]));
 }
 
 SUPRA_DEVICE void block_sync() { __syncthreads(); }
