@@ -64,7 +64,7 @@ SUPRA_DEVICE void scale_pair(bf16* p, float w) {
 }
 
 // 16-byte fp32 vector load / store (p 16-byte aligned; the store: global memory). The store goes through __stwb
-// (one st.global.wb.v4.f32, the same caching as a plain store): nvcc 13 split the plain `*(float4*)p = v` of the
+// (one st.global.wb.v4.f32, the same caching as a plain store): nvcc 13.0 split a plain `*(float4*)p = v` of the
 // decode kernels' state rows into four scalar st.global.f32 (seen in the PTX), four times the store instructions
 // of a bandwidth-bound stream.
 SUPRA_DEVICE void load_f4(float (&x)[4], const float* p) {
