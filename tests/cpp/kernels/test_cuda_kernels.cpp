@@ -409,7 +409,9 @@ TEST(CudaDecode, FusedSupraStepMatchesCpu) {
     int64_t B, H, Hkv, D;
   };
   for (torch::Dtype dt : {torch::kFloat, torch::kBFloat16}) {
-    for (const Shape& sh : {Shape{3, 4, 2, 64}, Shape{2, 4, 4, 128}, Shape{5, 8, 2, 128}, Shape{1, 6, 1, 64}}) {
+    // D = 32 is not a kernel head dim: the CUDA op runs the composite there (same function).
+    for (const Shape& sh :
+         {Shape{3, 4, 2, 64}, Shape{2, 4, 4, 128}, Shape{5, 8, 2, 128}, Shape{1, 6, 1, 64}, Shape{2, 2, 1, 32}}) {
       torch::manual_seed(21);
       const int64_t B = sh.B, H = sh.H, Hkv = sh.Hkv, D = sh.D;
       const double scale = 1 / std::sqrt(static_cast<double>(D));
@@ -436,6 +438,20 @@ TEST(CudaDecode, FusedSupraStepMatchesCpu) {
       }
     }
   }
+}
+
+TEST(CudaDecode, FusedSupraStepRefusesBadShapes) {
+  SKIP_WITHOUT_GPU();
+  const auto opt = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 2, H = 4, Hkv = 2, D = 64;
+  Tensor state = torch::zeros({B, H, D, D}, opt);
+  const Tensor pre = torch::randn({B, (H + 2 * Hkv) * D}, opt.dtype(torch::kBFloat16));
+  const Tensor cs = torch::ones({B, D}, opt), sn = torch::zeros({B, D}, opt);
+  const Tensor lg = reference_log_gamma(H).to(torch::kCUDA);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre.narrow(1, 0, 5 * D), cs, sn, state, lg, 1.0), c10::Error);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre, cs.narrow(1, 0, 8), sn.narrow(1, 0, 8), state, lg, 1.0),
+               c10::Error);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre, cs, sn, state, lg.narrow(0, 0, 2), 1.0), c10::Error);
 }
 
 // The fused step captured once in a CUDA graph and replayed: bit-identical to eager launches on the same inputs
