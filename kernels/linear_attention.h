@@ -30,7 +30,8 @@ torch::Tensor linear_attention_step_(const torch::Tensor& q, const torch::Tensor
 // pre [B, (H + 2·H_kv)·D] = the feature-map pre-activations of q and k, then v (one row per sequence); cos, sin
 // [B, D] = the RoPE rows of each sequence's position. q = RoPE(ReLU(q_pre)), k = scale·RoPE(ReLU(k_pre)), one
 // recurrent step (as linear_attention_step_), then GroupNorm per head (no affine, eps 1e-5). Returns [B, H·D] in
-// pre's dtype. CPU: one fused pass (kernels/cpu/decode_step.cpp); other devices: the composite of ATen ops and
+// pre's dtype. CPU: one fused pass (kernels/cpu/decode_step.cpp); CUDA: one fused kernel for bf16 / fp32 pre and
+// D ∈ {64, 128} (kernels/cuda/decode_fused.cuh), else the composite; other devices: the composite of ATen ops and
 // linear_attention_step_ (no host synchronisation: capturable in a CUDA graph). Not differentiable.
 torch::Tensor supra_decode_step_(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
                                  torch::Tensor& state, const torch::Tensor& log_gamma, double scale);

@@ -109,7 +109,8 @@ TORCH_LIBRARY_IMPL(supra, CompositeImplicitAutograd, m) {
   m.impl("linear_attention_step_", &step_inplace_op);
 }
 
-// A backend kernel registered for the same op (CPU: kernels/cpu/decode_step.cpp) takes precedence over this one.
+// A backend kernel registered for the same op (CPU: kernels/cpu/decode_step.cpp; CUDA: kernels/cuda/decode_fused.cuh
+// via linear_attention_cuda.cpp) takes precedence over this one.
 TORCH_LIBRARY_IMPL(supra, CompositeExplicitAutograd, m) { m.impl("supra_decode_step_", &supra_decode_step_composite); }
 // CUDA tensors: kernels/cuda/linear_attention_cuda.cpp (built when LibTorch has CUDA) registers the CUDA kernels for
 // linear_attention (CUDA and AutogradCUDA keys, the latter a torch::autograd::Function whose backward runs the

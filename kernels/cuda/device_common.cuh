@@ -1,9 +1,9 @@
 // Device-side building blocks shared by supra's CUDA kernels: the bf16 type and conversions, block and warp
 // synchronisation, 16-byte asynchronous global→shared copies (cp.async, sm_80+), ldmatrix and the bf16 tensor-core
 // MMA m16n8k16 (mma.sync, sm_80+). Everything the kernel bodies (chunked_mma.cuh, chunked_simt.cuh,
-// decode_step.cuh) touch that is not plain C++ goes through this header, so the same bodies also compile as host
-// code against kernels/cuda/emu/emu_device.h (SUPRA_EMULATE), a thread-per-lane emulator used to test the index
-// math of the kernels on machines without a GPU.
+// decode_step.cuh, decode_fused.cuh) touch that is not plain C++ goes through this header, so the same bodies also
+// compile as host code against kernels/cuda/emu/emu_device.h (SUPRA_EMULATE), a thread-per-lane emulator used to test
+// the index math of the kernels on machines without a GPU.
 //
 // Fragment layouts of mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (PTX ISA, "Matrix fragments for
 // mma.m16n8k16"), lane = 4·g + t (g = lane / 4 ∈ [0, 8), t = lane % 4):
@@ -63,7 +63,10 @@ SUPRA_DEVICE void scale_pair(bf16* p, float w) {
   *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(__low2float(v) * w, __high2float(v) * w);
 }
 
-// 16-byte fp32 vector load / store (p 16-byte aligned).
+// 16-byte fp32 vector load / store (p 16-byte aligned; the store: global memory). The store goes through __stwb
+// (one st.global.wb.v4.f32, the same caching as a plain store): nvcc 13.0 split a plain `*(float4*)p = v` of the
+// decode kernels' state rows into four scalar st.global.f32 (seen in the PTX), four times the store instructions
+// of a bandwidth-bound stream.
 SUPRA_DEVICE void load_f4(float (&x)[4], const float* p) {
   const float4 v = *reinterpret_cast<const float4*>(p);
   x[0] = v.x;
@@ -72,13 +75,14 @@ SUPRA_DEVICE void load_f4(float (&x)[4], const float* p) {
   x[3] = v.w;
 }
 SUPRA_DEVICE void store_f4(float* p, const float (&x)[4]) {
-  *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+  __stwb(reinterpret_cast<float4*>(p), make_float4(x[0], x[1], x[2], x[3]));
 }
 
 SUPRA_DEVICE void block_sync() { __syncthreads(); }
 SUPRA_DEVICE unsigned warp_ballot(bool pred) { return __ballot_sync(0xffffffffu, pred); }
 SUPRA_DEVICE int popcount(unsigned x) { return __popc(x); }
-SUPRA_DEVICE float exp_f32(float x) { return expf(x); }  // full-precision expf (decay powers are fp32-exact-ish)
+SUPRA_DEVICE float exp_f32(float x) { return expf(x); }    // full-precision expf (decay powers are fp32-exact-ish)
+SUPRA_DEVICE float sqrt_f32(float x) { return sqrtf(x); }  // IEEE-rounded square root
 
 // ---------------------------------------------------------------- asynchronous copies (sm_80+)
 // 16 bytes global → shared; when !valid nothing is read and the 16 destination bytes are zero-filled

@@ -84,4 +84,22 @@ struct DecodeArgs {
   const uint8_t* reset = nullptr;    // [B] or null
 };
 
+// The fused decode step of a SUPRA layer (op supra::supra_decode_step_; decode_fused.cuh), per (b, h) with kv
+// head g = h / (H / H_kv):
+//     q = RoPE(ReLU(q_pre)), k = s·RoPE(ReLU(k_pre)), S' = S + kᵀv, o = q S', S ← γ_h S',
+//     out = (o − mean(o)) / √(var(o) + 1e-5)   (per head, biased variance)
+// RoPE(x) = x·cos + rotate_half(x)·sin, rotate_half(x) = (−x[D/2:], x[:D/2]).
+struct DecodeFusedArgs {
+  int64_t batch = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;  // head_dim ∈ {64, 128}
+  float scale = 1.f;                          // key scale s
+  ElemType type = ElemType::kBFloat16;        // dtype of pre and out
+  const void* pre = nullptr;                  // [B, (H + 2·H_kv)·D] contiguous: q_pre heads, k_pre heads, v heads
+  const float* cos = nullptr;                 // [B, D] RoPE rows of each sequence's position
+  const float* sin = nullptr;                 // [B, D]
+  float* state = nullptr;                     // [B, H, D, D] fp32, 16-byte aligned, updated in place
+  const float* log_gamma = nullptr;           // [H]
+  void* out = nullptr;                        // [B, H·D]
+};
+
 }  // namespace supra::cuda

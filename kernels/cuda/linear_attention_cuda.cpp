@@ -6,6 +6,8 @@
 //                             kernels, recomputing from the saved inputs); CUDA (below autograd, e.g. under
 //                             InferenceMode): the forward kernel alone.
 //   supra::linear_attention_step_   CUDA: the in-place decode kernel.
+//   supra::supra_decode_step_       CUDA: the fused SUPRA decode step (decode_fused.cuh; φ, RoPE, state update,
+//                                   readout and GroupNorm in one kernel); other shapes / dtypes: the composite.
 // Supported by the kernels: bf16 / fp32 q, k, v with head dim 64 or 128. float64 CUDA tensors run the reference
 // chunked form (differentiable through ATen; for tests); anything else is refused with a TORCH_CHECK message.
 // log_gamma gets no gradient from the kernels (it is a fixed buffer in SUPRA, as in fla's g_gamma).
@@ -28,6 +30,7 @@
 #include <tuple>
 
 #include "kernels/cuda/linear_attention_kernels.h"
+#include "kernels/linear_attention.h"
 #include "kernels/op_args.h"
 #include "kernels/reference/linear_attention.h"
 
@@ -350,6 +353,52 @@ Tensor linear_attention_step_inplace(const Tensor& q, const Tensor& k, const Ten
   return o;
 }
 
+// CUDA key of supra::supra_decode_step_: the fused kernel (decode_fused.cuh) for bf16 / fp32 pre, D ∈ {64, 128}
+// and a contiguous, 16-byte aligned fp32 state; anything else runs the composite of ATen ops and
+// linear_attention_step_ (kernels/ops.cpp), which defines the same function. Allocates only the output and
+// synchronises nothing: with pre, cos, sin fp32/contiguous as the decoder passes them, no copies either, so the step
+// can be captured in a CUDA graph.
+Tensor supra_decode_step_inplace(const Tensor& pre, const Tensor& cos, const Tensor& sin, Tensor& state,
+                                 const Tensor& log_gamma, double scale) {
+  TORCH_CHECK(state.dim() == 4 && state.size(2) == state.size(3), "supra_decode_step_: state must be [B, H, D, D]");
+  const int64_t B = state.size(0), H = state.size(1), D = state.size(2);
+  TORCH_CHECK(pre.dim() == 2 && pre.size(0) == B && D > 0 && pre.size(1) % D == 0 && pre.size(1) / D > H &&
+                  (pre.size(1) / D - H) % 2 == 0,
+              "supra_decode_step_: pre must be [B, (H + 2 H_kv) · D]");
+  const int64_t Hkv = (pre.size(1) / D - H) / 2;
+  TORCH_CHECK(H % Hkv == 0, "supra_decode_step_: H must be a multiple of H_kv");
+  TORCH_CHECK(cos.sizes() == sin.sizes() && cos.dim() == 2 && cos.size(0) == B && cos.size(1) == D,
+              "supra_decode_step_: cos and sin must be [B, D]");
+  TORCH_CHECK(log_gamma.numel() == H, "supra_decode_step_: log_gamma must have H values");
+  TORCH_CHECK(state.device() == pre.device() && cos.device() == pre.device() && sin.device() == pre.device() &&
+                  log_gamma.device() == pre.device(),
+              "supra_decode_step_ (CUDA): pre, cos, sin, state and log_gamma must be on the same CUDA device");
+  const bool kernel_ok = kernel_dtype(pre) && state.scalar_type() == torch::kFloat &&
+                         supra::cuda::chunked_supports_head_dim(D, D) && state.is_contiguous() &&
+                         reinterpret_cast<std::uintptr_t>(state.data_ptr()) % 16 == 0 && B * H <= INT32_MAX;
+  if (!kernel_ok) return supra_decode_step_composite(pre, cos, sin, state, log_gamma, scale);
+  const c10::cuda::CUDAGuard guard(pre.device());
+  const Tensor p = pre.contiguous();
+  const Tensor c = cos.to(torch::kFloat).contiguous(), s = sin.to(torch::kFloat).contiguous();
+  const Tensor lg = log_gamma.to(torch::kFloat).contiguous();
+  Tensor out = torch::empty({B, H * D}, pre.options());
+  supra::cuda::DecodeFusedArgs a;
+  a.batch = B;
+  a.heads = static_cast<int>(H);
+  a.kv_heads = static_cast<int>(Hkv);
+  a.head_dim = static_cast<int>(D);
+  a.scale = static_cast<float>(scale);
+  a.type = elem_type(pre);
+  a.pre = p.data_ptr();
+  a.cos = c.data_ptr<float>();
+  a.sin = s.data_ptr<float>();
+  a.state = state.data_ptr<float>();
+  a.log_gamma = lg.data_ptr<float>();
+  a.out = out.data_ptr();
+  C10_CUDA_CHECK(supra::cuda::decode_fused_step(a, c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
 }  // namespace
 }  // namespace supra::kernels::cuda_glue
 
@@ -360,4 +409,5 @@ TORCH_LIBRARY_IMPL(supra, AutogradCUDA, m) {
 TORCH_LIBRARY_IMPL(supra, CUDA, m) {
   m.impl("linear_attention", &supra::kernels::cuda_glue::linear_attention_forward);
   m.impl("linear_attention_step_", &supra::kernels::cuda_glue::linear_attention_step_inplace);
+  m.impl("supra_decode_step_", &supra::kernels::cuda_glue::supra_decode_step_inplace);
 }

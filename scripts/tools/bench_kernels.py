@@ -64,6 +64,9 @@ def shapes(quick: bool) -> list[Shape]:
 
 
 DECODE_BATCHES = [1, 8, 64, 256]
+# The fused SUPRA decode step (supra_decode_step_: φ, RoPE, state update, readout, GroupNorm in one kernel) is timed
+# at these batches, H_kv = H (pre [B, 3·H·D] bf16), next to the plain decode step; same floor (the state stream).
+FUSED_DECODE_BATCHES = [1, 8, 64]
 
 
 def doc_lengths(T: int, docs: int, skewed: bool) -> list[int]:
@@ -105,6 +108,26 @@ def naive_reference(q, k, v, lg, scale, resets=None):
     o = torch.einsum("bhij,bjhd->bihd", scores, v)
     state = torch.einsum("bhj,bjhk,bjhv->bhkv", w_last * scale, k, v)
     return o, state
+
+
+def supra_step_reference(pre, cos, sin, state, lg, scale):
+    """float64 definition of supra_decode_step_ (kernels/linear_attention.h): returns (out [B, H*D], next state)."""
+    B, H, D = state.shape[0], state.shape[1], state.shape[2]
+    x = pre.double().view(B, -1, D)
+    Hkv = (x.shape[1] - H) // 2
+    c, s = cos.double().unsqueeze(1), sin.double().unsqueeze(1)
+
+    def rope(t):
+        return t * c + torch.cat([-t[..., D // 2:], t[..., : D // 2]], -1) * s
+
+    q = rope(x[:, :H].clamp_min(0))
+    k = (rope(x[:, H:H + Hkv].clamp_min(0)) * scale).repeat_interleave(H // Hkv, 1)
+    v = x[:, H + Hkv:].repeat_interleave(H // Hkv, 1)
+    S = state.double() + k.unsqueeze(-1) * v.unsqueeze(-2)
+    o = torch.einsum("bhi,bhij->bhj", q, S)
+    o = o - o.mean(-1, keepdim=True)
+    out = o / torch.sqrt(o.pow(2).mean(-1, keepdim=True) + 1e-5)
+    return out.reshape(B, H * D), lg.double().exp().view(1, H, 1, 1) * S
 
 
 def rel_rms(ref, x) -> float:
@@ -418,6 +441,14 @@ def time_decode(impls: Impls) -> dict:
                 r["fla"] = decode_times(fla_step)
             except Exception as e:  # noqa: BLE001
                 r["fla"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        if B in FUSED_DECODE_BATCHES:  # the fused SUPRA step: pre [B, (H + 2·H) D] bf16, cos / sin fp32 [B, D]
+            pre = torch.randn(B, 3 * H * D, device="cuda", dtype=torch.bfloat16)
+            angle = torch.rand(B, D, device="cuda") * 6.3
+            cos, sin = angle.cos(), angle.sin()
+            fstate = state.clone()
+            fused = lambda: impls.ours.supra_decode_step_(pre, cos, sin, fstate, lg, s)  # noqa: E731
+            r["fused"] = decode_times(fused)
+            del fstate
         floor_us = 2 * B * H * D * D * 4 / 3.0e12 * 1e6  # fp32 state read + written once
         r["floor_us"] = floor_us
         out[B] = r
@@ -535,7 +566,8 @@ def table(results: list[dict]) -> str:
                          f"{'' if roof is None else f'{roof * 100:5.0f}%':>6s} {'' if tbs is None else f'{tbs:5.2f}':>5s} "
                          f"{r0['timing'][name][impl]['peak_mem_fwd_bwd_MB']:7.0f} | {vs}")
     lines.append("")
-    lines.append("decode step (H=32, D=128, fp32 state), µs per step: ours eager / graph | fla eager / graph | floor")
+    lines.append("decode step (H=32, D=128, fp32 state), µs per step: ours eager / graph | fla eager / graph | "
+                 "fused SUPRA step eager / graph | floor")
     for B in r0["decode"]:
         def cell(impl):
             vals = [r["decode"][B].get(impl, {}) for r in results]
@@ -544,7 +576,8 @@ def table(results: list[dict]) -> str:
             e = median([x["eager_us"] for x in vals])
             g = median([x.get("graph_us", float("nan")) for x in vals])
             return f"{e:7.1f} / {g:6.1f}"
-        lines.append(f"  batch {int(B):4d}: {cell('ours')} | {cell('fla')} | {r0['decode'][B]['floor_us']:.1f}")
+        lines.append(f"  batch {int(B):4d}: {cell('ours')} | {cell('fla')} | {cell('fused')} | "
+                     f"{r0['decode'][B]['floor_us']:.1f}")
     return "\n".join(lines)
 
 
@@ -561,6 +594,12 @@ def dry_run() -> int:
     resets[0, [0, 20, 41]] = True
     lg = log_gamma(2, "cpu")
     o, s = naive_reference(q, k, v, lg, 0.25, resets)
+    # the fused decode step's float64 definition (B 3, H = H_kv = 2, D 16)
+    print(f"fused decode step timed at batches {FUSED_DECODE_BATCHES} (H=32, D=128, bf16 pre)")
+    pre, angle = torch.randn(3, 3 * 2 * 16, dtype=torch.float64), torch.rand(3, 16, dtype=torch.float64) * 6.3
+    st = torch.randn(3, 2, 16, 16)
+    ref_out, ref_st = supra_step_reference(pre, angle.cos(), angle.sin(), st, lg, 0.25)
+    assert ref_out.shape == (3, 32) and ref_st.shape == (3, 2, 16, 16) and torch.isfinite(ref_out).all()
     lib = os.environ.get("SUPRA_KERNELS_LIB")
     if lib:
         torch.ops.load_library(lib)
@@ -568,6 +607,11 @@ def dry_run() -> int:
         err = max(rel_rms(o, o2), rel_rms(s, s2))
         print(f"bench reference vs supra CPU op: {err:.1e}")
         assert err < 1e-12, err
+        st2 = st.clone()
+        out2 = torch.ops.supra.supra_decode_step_(pre.float(), angle.cos().float(), angle.sin().float(), st2, lg, 0.25)
+        err = max(rel_rms(ref_out, out2), rel_rms(ref_st, st2))
+        print(f"fused decode-step reference vs supra CPU op: {err:.1e}")
+        assert err < 1e-5, err
     print("dry run ok (no GPU: nothing timed)")
     return 0
 

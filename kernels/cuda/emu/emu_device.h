@@ -84,6 +84,7 @@ inline void store_f4(float* p, const float (&x)[4]) {
   for (int i = 0; i < 4; ++i) p[i] = x[i];
 }
 inline float exp_f32(float x) { return std::exp(x); }
+inline float sqrt_f32(float x) { return std::sqrt(x); }
 inline int popcount(unsigned x) { return __builtin_popcount(x); }
 
 // ---------------------------------------------------------------- the emulated block

@@ -1,10 +1,10 @@
-// Runs the CUDA kernel bodies (chunked_mma.cuh, chunked_simt.cuh, decode_step.cuh) on the CPU through the
-// emulated primitives of emu_device.h and compares them with an independent float64 implementation of the
+// Runs the CUDA kernel bodies (chunked_mma.cuh, chunked_simt.cuh, decode_step.cuh, decode_fused.cuh) on the CPU
+// through the emulated primitives of emu_device.h and compares them with an independent float64 implementation of the
 // defining sums (forward, final state, and the gradients written out by hand). This checks the kernels' index
 // math, masking, pipelining and synchronisation on a machine without a GPU; it does not check the hardware's
 // reading of ldmatrix / mma fragments beyond the PTX ISA definitions encoded in emu_device.h.
 // Built by tests/CMakeLists.txt as `emulate_kernels` and run by CTest (`kernel_emulator`, the quick set); by hand:
-// kernels/cuda/emu/run.sh [quick|decode|segments].
+// kernels/cuda/emu/run.sh [quick|decode|fused|segments] (decode and fused: the decode-step checks alone).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +15,7 @@
 
 #include "kernels/cuda/chunked_mma.cuh"
 #include "kernels/cuda/chunked_simt.cuh"
+#include "kernels/cuda/decode_fused.cuh"
 #include "kernels/cuda/decode_step.cuh"
 #include "kernels/cuda/segments.cuh"
 #include "kernels/cuda/static_switch.h"
@@ -24,6 +25,7 @@ namespace {
 using supra::cuda::Algo;
 using supra::cuda::ChunkedArgs;
 using supra::cuda::DecodeArgs;
+using supra::cuda::DecodeFusedArgs;
 using supra::cuda::ElemType;
 using supra::cuda::dev::bf16;
 using supra::cuda::dev::emu_launch;
@@ -32,6 +34,7 @@ using supra::cuda::dev::to_float;
 namespace mma = supra::cuda::mma;
 namespace simt = supra::cuda::simt;
 namespace decode = supra::cuda::decode;
+namespace decode_fused = supra::cuda::decode_fused;
 namespace segments = supra::cuda::segments;
 
 struct Problem {
@@ -466,6 +469,97 @@ void check_decode(int B, int H, int Hkv, int D, int steps, bool with_reset, uint
   std::fflush(stdout);
 }
 
+// ---------------------------------------------------------------- fused SUPRA decode step
+// decode_fused.cuh against float64 of the definition (kernels/cpu/decode_step.cpp), over `steps` steps of one
+// state: pre ~ N(0, 1) (both signs, so the ReLU matters), cos / sin independent uniform values in [−1, 1] per
+// (b, i) (not a real rotation: an element of the wrong half or the wrong sign shows up), state ~ N(0, 1).
+template <typename Elem>
+void check_decode_fused(int B, int H, int Hkv, int D, int steps, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n01(0.f, 1.f);
+  std::uniform_real_distribution<float> u11(-1.f, 1.f);
+  const bool bf = sizeof(Elem) == 2;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  std::vector<float> lg(H);
+  for (int h = 0; h < H; ++h) lg[h] = -std::pow(2.f, -8.f * (h + 1) / H);
+  const size_t ns = static_cast<size_t>(B) * H * D * D, row = static_cast<size_t>(H + 2 * Hkv) * D;
+  std::vector<float> state(ns);
+  for (auto& e : state) e = n01(rng);
+  std::vector<double> ref(state.begin(), state.end());
+  double worst_o = 0, worst_s = 0;
+  const int r = H / Hkv, half = D / 2;
+  for (int step = 0; step < steps; ++step) {
+    std::vector<float> pre(B * row), cs(static_cast<size_t>(B) * D), sn(cs.size());
+    for (auto& e : pre) e = bf ? round_bf16(n01(rng)) : n01(rng);
+    for (auto& e : cs) e = u11(rng);
+    for (auto& e : sn) e = u11(rng);
+    // reference, float64
+    std::vector<double> out_ref(static_cast<size_t>(B) * H * D);
+    auto feature = [&](const float* x, const float* c, const float* sv, double mul, std::vector<double>& y) {
+      std::vector<double> relu(D);
+      for (int i = 0; i < D; ++i) relu[i] = std::max(static_cast<double>(x[i]), 0.0);
+      for (int i = 0; i < D; ++i) {
+        const double rot = i < half ? -relu[i + half] : relu[i - half];  // rotate_half
+        y[i] = mul * (relu[i] * c[i] + rot * sv[i]);
+      }
+    };
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / r;
+        const float* x = pre.data() + b * row;
+        std::vector<double> q(D), k(D), o(D, 0.0);
+        feature(x + h * D, cs.data() + b * D, sn.data() + b * D, 1.0, q);
+        feature(x + (H + g) * D, cs.data() + b * D, sn.data() + b * D, scale, k);
+        const float* v = x + (H + Hkv + g) * D;
+        const double gamma = std::exp(static_cast<double>(lg[h]));
+        double* S = ref.data() + (static_cast<size_t>(b) * H + h) * D * D;
+        for (int i = 0; i < D; ++i)
+          for (int j = 0; j < D; ++j) {
+            const double sp = S[i * D + j] + k[i] * v[j];
+            o[j] += q[i] * sp;
+            S[i * D + j] = gamma * sp;
+          }
+        double mean = 0, var = 0;
+        for (int j = 0; j < D; ++j) mean += o[j] / D;
+        for (int j = 0; j < D; ++j) var += (o[j] - mean) * (o[j] - mean) / D;
+        for (int j = 0; j < D; ++j)
+          out_ref[(static_cast<size_t>(b) * H + h) * D + j] = (o[j] - mean) / std::sqrt(var + 1e-5);
+      }
+    // kernel
+    auto pe = to_elem<Elem>(pre);
+    std::vector<Elem> out(static_cast<size_t>(B) * H * D, from_float<Elem>(std::nanf("")));
+    DecodeFusedArgs a;
+    a.batch = B;
+    a.heads = H;
+    a.kv_heads = Hkv;
+    a.head_dim = D;
+    a.scale = scale;
+    a.type = bf ? ElemType::kBFloat16 : ElemType::kFloat32;
+    a.pre = pe.data();
+    a.cos = cs.data();
+    a.sin = sn.data();
+    a.state = state.data();
+    a.log_gamma = lg.data();
+    a.out = out.data();
+    SUPRA_HEAD_DIM_SWITCH(D, kD, [&] {
+      emu_launch(static_cast<int64_t>(B) * H, decode_fused::kThreads<kD>,
+                 sizeof(float) * decode_fused::Smem<kD>::kFloats, [&](char* smem, int tid, int64_t block) {
+                   decode_fused::step<Elem, kD>(a, reinterpret_cast<float*>(smem), tid, block);
+                 });
+    });
+    worst_o = std::max(worst_o, rms_rel(out_ref, to_double(out)));
+    worst_s = std::max(worst_s, rms_rel(ref, std::vector<double>(state.begin(), state.end())));
+  }
+  // bf16: the output's own rounding (≈ 1.7e-3 RMS relative, from bf16's 2^-9) dominates, kept tight enough that
+  // the unbiased instead of the biased variance (a 4e-3 error at D = 128) fails; the state is fp32 throughout.
+  const double tol = bf ? 3e-3 : 1e-5;
+  const bool ok = worst_o <= tol && worst_s <= 1e-5;
+  failures += ok ? 0 : 1;
+  std::printf("%-4s decode-fused-%s B=%d H=%d Hkv=%d D=%d steps=%d | out %.1e S %.1e\n", ok ? "ok" : "FAIL",
+              bf ? "bf16" : "fp32", B, H, Hkv, D, steps, worst_o, worst_s);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -477,7 +571,19 @@ int main(int argc, char** argv) {
   check_decode<float>(2, 4, 2, 64, 3, true, 1);
   check_decode<bf16>(2, 2, 2, 128, 2, false, 2);
   check_decode<float>(3, 4, 1, 128, 2, true, 3);
-  if (argc > 1 && std::string(argv[1]) == "decode") return failures == 0 ? 0 : 1;
+  check_decode_fused<bf16>(2, 4, 2, 64, 3, 11);  // GQA, bf16 pre, three steps (the quick set's fused case)
+  if (!quick) {
+    check_decode_fused<float>(2, 4, 2, 64, 3, 12);
+    check_decode_fused<float>(3, 4, 1, 128, 3, 13);  // MQA, D = 128
+    check_decode_fused<bf16>(2, 2, 2, 128, 2, 14);   // no GQA
+    check_decode_fused<float>(1, 8, 2, 128, 2, 15);  // GQA 4
+    check_decode_fused<bf16>(4, 6, 3, 64, 2, 16);
+  }
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "decode" || mode == "fused") {
+    std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+    return failures == 0 ? 0 : 1;
+  }
 
   std::vector<Problem> problems;
   if (!only_segments)

@@ -1,8 +1,9 @@
 // The CUDA linear-attention kernels against the float64 naive reference (../shared/docs/kernel-benchmark-protocol.md,
 // "Correctness gate"): outputs, final states and gradients for bf16 and fp32, head dims 64 and 128, ragged lengths,
 // GQA, initial states, packed documents; outputs poisoned with NaN first; the sequence-parallel mode
-// (SUPRA_LINEAR_ATTENTION_SEGMENTS); prefill→decode continuity; the decode step eager and under a CUDA graph; and a
-// SUPRA model's loss and gradients on CUDA against CPU.
+// (SUPRA_LINEAR_ATTENTION_SEGMENTS); prefill→decode continuity; the decode step eager and under a CUDA graph; the
+// fused SUPRA decode step against the CPU op and under a CUDA graph; and a SUPRA model's loss and gradients on CUDA
+// against CPU.
 // Every test skips cleanly when LibTorch has no CUDA or the machine has no GPU.
 #include <gtest/gtest.h>
 
@@ -395,6 +396,106 @@ TEST(CudaDecode, StepReplaysUnderCudaGraph) {
     torch::cuda::synchronize();
     EXPECT_EQ(rel_rms(o_eager, o_graph), 0.0) << "step " << step;
     EXPECT_EQ(rel_rms(eager_state, state), 0.0) << "step " << step;
+  }
+#endif
+}
+
+// The fused SUPRA decode step (op supra::supra_decode_step_, CUDA key: kernels/cuda/decode_fused.cuh) against the
+// CPU op (kernels/cpu/decode_step.cpp) on the same inputs, several steps of one state: outputs and states; bf16 and
+// fp32 pre, D 64 / 128, GQA and MQA; pre of both signs (the ReLU matters), real RoPE rows.
+TEST(CudaDecode, FusedSupraStepMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    int64_t B, H, Hkv, D;
+  };
+  for (torch::Dtype dt : {torch::kFloat, torch::kBFloat16}) {
+    // D = 32 is not a kernel head dim: the CUDA op runs the composite there (same function).
+    for (const Shape& sh :
+         {Shape{3, 4, 2, 64}, Shape{2, 4, 4, 128}, Shape{5, 8, 2, 128}, Shape{1, 6, 1, 64}, Shape{2, 2, 1, 32}}) {
+      torch::manual_seed(21);
+      const int64_t B = sh.B, H = sh.H, Hkv = sh.Hkv, D = sh.D;
+      const double scale = 1 / std::sqrt(static_cast<double>(D));
+      const Tensor lg = reference_log_gamma(H);
+      Tensor cpu_state = torch::randn({B, H, D, D}) * 0.1;
+      Tensor gpu_state = cpu_state.to(torch::kCUDA);
+      for (int step = 0; step < 3; ++step) {
+        const Tensor pre = torch::randn({B, (H + 2 * Hkv) * D}).to(dt);
+        const Tensor angle = torch::rand({B, D}) * 6.3;
+        const Tensor cs = angle.cos(), sn = angle.sin();
+        const Tensor ref = supra::kernels::supra_decode_step_(pre, cs, sn, cpu_state, lg, scale);
+        poison_cuda_memory(int64_t{16} << 20);
+        const Tensor out = supra::kernels::supra_decode_step_(
+            pre.to(torch::kCUDA), cs.to(torch::kCUDA), sn.to(torch::kCUDA), gpu_state, lg.to(torch::kCUDA), scale);
+        const std::string what = "B=" + std::to_string(B) + " H=" + std::to_string(H) + "/" + std::to_string(Hkv) +
+                                 " D=" + std::to_string(D) + (dt == torch::kBFloat16 ? " bf16" : " fp32") + " step " +
+                                 std::to_string(step);
+        ASSERT_EQ(out.scalar_type(), dt) << what;
+        ASSERT_EQ(out.sizes(), ref.sizes()) << what;
+        EXPECT_TRUE(all_finite(out)) << what;
+        // bf16: both sides round their output once (and may differ by one bf16 ulp where fp32 orders differ).
+        EXPECT_LE(rel_rms(ref, out), dt == torch::kFloat ? 1e-5 : 5e-3) << what;
+        EXPECT_LE(rel_rms(cpu_state, gpu_state), 1e-5) << what;
+      }
+    }
+  }
+}
+
+TEST(CudaDecode, FusedSupraStepRefusesBadShapes) {
+  SKIP_WITHOUT_GPU();
+  const auto opt = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 2, H = 4, Hkv = 2, D = 64;
+  Tensor state = torch::zeros({B, H, D, D}, opt);
+  const Tensor pre = torch::randn({B, (H + 2 * Hkv) * D}, opt.dtype(torch::kBFloat16));
+  const Tensor cs = torch::ones({B, D}, opt), sn = torch::zeros({B, D}, opt);
+  const Tensor lg = reference_log_gamma(H).to(torch::kCUDA);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre.narrow(1, 0, 5 * D), cs, sn, state, lg, 1.0), c10::Error);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre, cs.narrow(1, 0, 8), sn.narrow(1, 0, 8), state, lg, 1.0),
+               c10::Error);
+  EXPECT_THROW(supra::kernels::supra_decode_step_(pre, cs, sn, state, lg.narrow(0, 0, 2), 1.0), c10::Error);
+}
+
+// The fused step captured once in a CUDA graph and replayed: bit-identical to eager launches on the same inputs
+// (the op allocates only its output and synchronises nothing), and the composite agrees.
+TEST(CudaDecode, FusedSupraStepReplaysUnderCudaGraph) {
+  SKIP_WITHOUT_GPU();
+#if defined(SUPRA_WITH_CUDA)
+  torch::manual_seed(22);
+  const int64_t B = 8, H = 4, Hkv = 2, D = 128;
+  const auto opt = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kBFloat16);
+  Tensor pre = torch::randn({B, (H + 2 * Hkv) * D}, opt);
+  Tensor angle = torch::rand({B, D}, opt.dtype(torch::kFloat)) * 6.3;
+  Tensor cs = angle.cos(), sn = angle.sin();
+  const Tensor lg = reference_log_gamma(H).to(torch::kCUDA);
+  const double scale = 1 / std::sqrt(static_cast<double>(D));
+  Tensor state = torch::randn({B, H, D, D}, opt.dtype(torch::kFloat)) * 0.1;
+  Tensor eager_state = state.clone(), composite_state = state.clone();
+
+  auto stream = c10::cuda::getStreamFromPool();
+  Tensor out_graph;
+  at::cuda::CUDAGraph graph;
+  {
+    c10::cuda::CUDAStreamGuard guard(stream);
+    Tensor warm_state = state.clone();
+    supra::kernels::supra_decode_step_(pre, cs, sn, warm_state, lg, scale);  // warm-up outside capture
+    stream.synchronize();
+    graph.capture_begin();
+    out_graph = supra::kernels::supra_decode_step_(pre, cs, sn, state, lg, scale);
+    graph.capture_end();
+  }
+  torch::cuda::synchronize();
+  for (int step = 0; step < 3; ++step) {
+    pre.normal_();
+    angle.uniform_(0, 6.3);
+    cs.copy_(angle.cos());
+    sn.copy_(angle.sin());
+    const Tensor out_eager = supra::kernels::supra_decode_step_(pre, cs, sn, eager_state, lg, scale);
+    const Tensor out_composite = supra::kernels::supra_decode_step_composite(pre, cs, sn, composite_state, lg, scale);
+    graph.replay();
+    torch::cuda::synchronize();
+    EXPECT_EQ(rel_rms(out_eager, out_graph), 0.0) << "step " << step;
+    EXPECT_EQ(rel_rms(eager_state, state), 0.0) << "step " << step;
+    EXPECT_LE(rel_rms(out_composite, out_eager), 5e-3) << "step " << step;
+    EXPECT_LE(rel_rms(composite_state, eager_state), 1e-5) << "step " << step;
   }
 #endif
 }
