@@ -28,8 +28,9 @@ void feature_rope(float* __restrict dst, const T* __restrict src, const float* _
   }
 }
 
-// S' = S + kᵀv, o = q S', S ← γ S' for one head's D×D row-major state; the rows are streamed once.
-void state_step(float* __restrict S, float* __restrict o, const float* __restrict q, const float* __restrict k,
+// S' = S + kᵀv, o = q S', S ← γ S' for one head's D×D row-major state; the rows are streamed once. The inner loop
+// vectorises (this file is built with -O3, CMakeLists.txt), with an AVX2 clone picked at load time where the CPU has it.
+__attribute__((target_clones("avx2", "default"))) void state_step(float* __restrict S, float* __restrict o, const float* __restrict q, const float* __restrict k,
                 const float* __restrict v, int64_t D, float gamma) {
   for (int64_t j = 0; j < D; ++j) o[j] = 0.f;
   for (int64_t i = 0; i < D; ++i) {

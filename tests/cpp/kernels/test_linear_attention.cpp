@@ -131,7 +131,9 @@ TEST(LinearAttentionForms, DocumentsDoNotLeak) {
     auto [o, s] =
         ref::naive(in.q.narrow(1, start, len), in.k.narrow(1, start, len), in.v.narrow(1, start, len), in.args);
     EXPECT_LT(rel_err(o_packed.narrow(1, start, len), o), 1e-12) << "document at " << start;
-    if (start == 50) EXPECT_LT(rel_err(s_packed, s), 1e-12);
+    if (start == 50) {
+      EXPECT_LT(rel_err(s_packed, s), 1e-12);
+    }
   }
   // Perturbing the first document changes nothing in the later ones.
   auto k2 = in.k.clone();
