@@ -12,7 +12,7 @@ namespace supra {
 // The captured step: static input ids and output logits, replayed on the current stream.
 struct DecodeGraph {
   at::cuda::CUDAGraph graph;
-  torch::Tensor ids, logits;
+  torch::Tensor ids, out;
 };
 #else
 struct DecodeGraph {};
@@ -55,8 +55,11 @@ torch::Tensor Decoder::eager_step(const torch::Tensor& ids) {
   return torch::linear(model_->model->norm(h), model_->lm_head_weight()).to(torch::kFloat);
 }
 
-torch::Tensor Decoder::step(const torch::Tensor& ids) {
-  if (!use_graph_) return eager_step(ids);
+torch::Tensor Decoder::step(const torch::Tensor& ids) { return step(ids, {}); }
+
+torch::Tensor Decoder::step(const torch::Tensor& ids, const Then& then) {
+  auto run = [&](const torch::Tensor& x) { return then ? then(eager_step(x)) : eager_step(x); };
+  if (!use_graph_) return run(ids);
 #if SUPRA_WITH_CUDA
   // Warm-up and capture run on a side stream (a capture cannot use the legacy default stream), ordered after the
   // current stream's work and finished before the caller's next op.
@@ -70,22 +73,22 @@ torch::Tensor Decoder::step(const torch::Tensor& ids) {
   };
   if (!graph_) {  // first step: eager (lazy allocations, cuBLAS workspaces)
     graph_ = std::make_shared<DecodeGraph>();
-    return on_side_stream([&] { return eager_step(ids); });
+    return on_side_stream([&] { return run(ids); });
   }
   if (!graph_->ids.defined()) {  // second step: captured — recorded, not run — then replayed below like the rest
     on_side_stream([&] {
       graph_->ids = ids.clone();
       graph_->graph.capture_begin();
-      graph_->logits = eager_step(graph_->ids);
+      graph_->out = run(graph_->ids);
       graph_->graph.capture_end();
-      return graph_->logits;
+      return graph_->out;
     });
   }
-  graph_->ids.copy_(ids);
+  graph_->ids.copy_(ids);  // ids may be the previous replay's output: copied before this replay overwrites it
   graph_->graph.replay();
-  return graph_->logits;
+  return graph_->out;
 #else
-  return eager_step(ids);
+  return run(ids);
 #endif
 }
 

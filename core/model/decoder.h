@@ -9,6 +9,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -32,6 +33,11 @@ class Decoder {
   // ids [B] int64 on the model's device -> float32 logits [B, vocab] (with a graph: a buffer the next step
   // overwrites); advances every sequence by one position.
   torch::Tensor step(const torch::Tensor& ids);
+  // The same step followed by `then(logits)` (e.g. greedy sampling), both inside the graph when there is one: `then`
+  // must then be capturable (device ops only, no random numbers, no host synchronisation) and be the same function
+  // at every call (the first capture records it). Returns then's result.
+  using Then = std::function<torch::Tensor(const torch::Tensor&)>;
+  torch::Tensor step(const torch::Tensor& ids, const Then& then);
   bool uses_graph() const { return use_graph_; }
 
  private:

@@ -103,9 +103,14 @@ GenerateResult generate(CausalLM& model, const std::vector<std::vector<int64_t>>
   std::unique_ptr<Decoder> decoder;
   if (!o.reference_decode && o.max_new_tokens > 1)
     decoder = std::make_unique<Decoder>(model, cache, T + o.max_new_tokens, DecoderOptions{o.cuda_graph});
-  auto decode = [&](const torch::Tensor& next) {
+  // One decode step and the sampling of its tokens. Greedy sampling on the model's device uses no random numbers
+  // and never waits for the host, so it runs inside the decoder's step (and its CUDA graph); sampling with a
+  // temperature runs after the step (a seeded generator's state would have to be registered with the graph).
+  const bool sample_in_step = o.sampling.temperature <= 0 && sample_device == device;
+  auto decode_and_sample = [&](const torch::Tensor& next) {
     ++result.stats.decode_steps;
-    return decoder ? decoder->step(next) : model->forward_cached(next.view({B, 1}), {}, cache);
+    if (!decoder) return sample(model->forward_cached(next.view({B, 1}), {}, cache));
+    return sample_in_step ? decoder->step(next, sample) : sample(decoder->step(next));
   };
 
   // Pipelined: step s+1 is queued before the host reads step s's tokens, so the device never waits for the host
@@ -117,7 +122,7 @@ GenerateResult generate(CausalLM& model, const std::vector<std::vector<int64_t>>
   double t_step = now_seconds();
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     HostTokens host(next);
-    if (step + 1 < o.max_new_tokens) next = sample(decode(next));
+    if (step + 1 < o.max_new_tokens) next = decode_and_sample(next);
     const int64_t* nx = host.ready();
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
