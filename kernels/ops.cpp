@@ -53,12 +53,8 @@ torch::Tensor step_inplace_op(const torch::Tensor& q, const torch::Tensor& k, co
 
 torch::Tensor supra_decode_step_composite(const torch::Tensor& pre, const torch::Tensor& cos, const torch::Tensor& sin,
                                           torch::Tensor& state, const torch::Tensor& log_gamma, double scale) {
-  TORCH_CHECK(state.dim() == 4 && state.size(2) == state.size(3), "supra_decode_step_: state must be [B, H, D, D]");
-  const int64_t B = state.size(0), H = state.size(1), D = state.size(2);
-  TORCH_CHECK(pre.dim() == 2 && pre.size(0) == B && pre.size(1) % D == 0 && (pre.size(1) / D - H) % 2 == 0 &&
-                  pre.size(1) / D > H,
-              "supra_decode_step_: pre must be [B, (H + 2 H_kv) · D]");
-  const int64_t Hkv = (pre.size(1) / D - H) / 2;
+  const DecodeStepShape shape = decode_step_shape(pre, cos, sin, state, log_gamma);
+  const int64_t B = shape.B, H = shape.H, Hkv = shape.Hkv, D = shape.D;
   auto x = pre.to(torch::kFloat).view({B, H + 2 * Hkv, D});
   auto c = cos.to(torch::kFloat).unsqueeze(1), s = sin.to(torch::kFloat).unsqueeze(1);
   auto rope = [&](const torch::Tensor& t) {  // x·cos + rotate_half(x)·sin

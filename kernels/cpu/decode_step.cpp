@@ -13,6 +13,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/op_args.h"
+
 namespace supra::kernels {
 namespace {
 
@@ -29,9 +31,11 @@ void feature_rope(float* __restrict dst, const T* __restrict src, const float* _
 }
 
 // S' = S + kᵀv, o = q S', S ← γ S' for one head's D×D row-major state; the rows are streamed once. The inner loop
-// vectorises (this file is built with -O3, CMakeLists.txt), with an AVX2 clone picked at load time where the CPU has it.
-__attribute__((target_clones("avx2", "default"))) void state_step(float* __restrict S, float* __restrict o, const float* __restrict q, const float* __restrict k,
-                const float* __restrict v, int64_t D, float gamma) {
+// vectorises (this file is built with -O3, CMakeLists.txt), with an AVX2 clone picked at load time where the CPU has
+// it.
+__attribute__((target_clones("avx2", "default"))) void state_step(float* __restrict S, float* __restrict o,
+                                                                  const float* __restrict q, const float* __restrict k,
+                                                                  const float* __restrict v, int64_t D, float gamma) {
   for (int64_t j = 0; j < D; ++j) o[j] = 0.f;
   for (int64_t i = 0; i < D; ++i) {
     float* __restrict row = S + i * D;
@@ -74,16 +78,8 @@ torch::Tensor supra_decode_step_cpu(const torch::Tensor& pre, const torch::Tenso
                                     torch::Tensor& state, const torch::Tensor& log_gamma, double scale) {
   TORCH_CHECK(state.dim() == 4 && state.scalar_type() == torch::kFloat && state.is_contiguous(),
               "supra_decode_step_: state must be a contiguous fp32 [B, H, D, D]");
-  const int64_t B = state.size(0), H = state.size(1), D = state.size(2);
-  TORCH_CHECK(state.size(3) == D && D % 2 == 0, "supra_decode_step_: state must be [B, H, D, D] with D even");
-  TORCH_CHECK(pre.dim() == 2 && pre.size(0) == B && pre.size(1) % D == 0 && pre.size(1) / D > H &&
-                  (pre.size(1) / D - H) % 2 == 0,
-              "supra_decode_step_: pre must be [B, (H + 2 H_kv) · D]");
-  const int64_t Hkv = (pre.size(1) / D - H) / 2;
-  TORCH_CHECK(H % Hkv == 0, "supra_decode_step_: H must be a multiple of H_kv");
-  TORCH_CHECK(cos.sizes() == sin.sizes() && cos.dim() == 2 && cos.size(0) == B && cos.size(1) == D,
-              "supra_decode_step_: cos and sin must be [B, D]");
-  TORCH_CHECK(log_gamma.numel() == H, "supra_decode_step_: log_gamma must have H values");
+  const DecodeStepShape shape = decode_step_shape(pre, cos, sin, state, log_gamma);
+  const int64_t B = shape.B, H = shape.H, Hkv = shape.Hkv, D = shape.D;
   auto p = pre.contiguous();
   auto c = cos.to(torch::kFloat).contiguous(), s = sin.to(torch::kFloat).contiguous();
   auto lg = log_gamma.to(torch::kFloat).contiguous();

@@ -360,16 +360,8 @@ Tensor linear_attention_step_inplace(const Tensor& q, const Tensor& k, const Ten
 // can be captured in a CUDA graph.
 Tensor supra_decode_step_inplace(const Tensor& pre, const Tensor& cos, const Tensor& sin, Tensor& state,
                                  const Tensor& log_gamma, double scale) {
-  TORCH_CHECK(state.dim() == 4 && state.size(2) == state.size(3), "supra_decode_step_: state must be [B, H, D, D]");
-  const int64_t B = state.size(0), H = state.size(1), D = state.size(2);
-  TORCH_CHECK(pre.dim() == 2 && pre.size(0) == B && D > 0 && pre.size(1) % D == 0 && pre.size(1) / D > H &&
-                  (pre.size(1) / D - H) % 2 == 0,
-              "supra_decode_step_: pre must be [B, (H + 2 H_kv) · D]");
-  const int64_t Hkv = (pre.size(1) / D - H) / 2;
-  TORCH_CHECK(H % Hkv == 0, "supra_decode_step_: H must be a multiple of H_kv");
-  TORCH_CHECK(cos.sizes() == sin.sizes() && cos.dim() == 2 && cos.size(0) == B && cos.size(1) == D,
-              "supra_decode_step_: cos and sin must be [B, D]");
-  TORCH_CHECK(log_gamma.numel() == H, "supra_decode_step_: log_gamma must have H values");
+  const supra::kernels::DecodeStepShape shape = supra::kernels::decode_step_shape(pre, cos, sin, state, log_gamma);
+  const int64_t B = shape.B, H = shape.H, Hkv = shape.Hkv, D = shape.D;
   TORCH_CHECK(state.device() == pre.device() && cos.device() == pre.device() && sin.device() == pre.device() &&
                   log_gamma.device() == pre.device(),
               "supra_decode_step_ (CUDA): pre, cos, sin, state and log_gamma must be on the same CUDA device");
