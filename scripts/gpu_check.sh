@@ -231,7 +231,8 @@ stage_extra() {
   local cmd
   if [ $GPU = 1 ] && [ -f runs/models/smollm2-135m/config.json ] && [ -f runs/data/smollm2/manifest.json ]; then
     cmd=(train --config configs/smollm2_135m_distill.toml --train.device cuda --train.precision bf16
-         --stage attention.train.steps=500 --stage distill.train.steps=1000)
+         --data.seq_len 2048 --train.global_batch 24 --train.micro_batch 8 --run.eval_every 100
+         --run.save_every 100 --stage attention.train.steps=100 --stage distill.train.steps=920)
     STAGE_NOTE="SmolLM2-135M distillation recipe"
   else
     local data; data=$(train_data) || { no_data; return 0; }

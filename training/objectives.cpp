@@ -1,5 +1,7 @@
 #include "training/objectives.h"
 
+#include "core/base/error.h"
+#include "core/supra/supra_attention.h"
 #include "training/loss.h"
 
 namespace supra::training {
@@ -27,6 +29,66 @@ AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& stude
   out.total = torch::stack(losses).mean();
   for (const auto& t : losses) out.per_layer.push_back(t.detach());
   return out;
+}
+
+void OutputProjectionFit::accumulate(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs,
+                                     const torch::Tensor& resets) {
+  torch::NoGradGuard no_grad;
+  size_t l = 0;
+  teacher->run_blocks(inputs, resets, [&](DecoderLayer block, const torch::Tensor& h, const AttentionContext& ctx) {
+    auto x = block->input_layernorm(h);
+    auto y = block->self_attn->forward(x, ctx);
+    auto* attn = dynamic_cast<SupraAttentionImpl*>(student->layer(static_cast<int64_t>(l))->self_attn.get());
+    if (attn == nullptr)
+      throw Error("model", "layer " + std::to_string(l) + " of the student is not a SUPRA layer: no o_proj to fit");
+    auto z = attn->normalized_heads(x, ctx).flatten(0, 1).to(torch::kDouble);  // [N, H·d]
+    auto yd = y.flatten(0, 1).to(torch::kDouble);                              // [N, hidden]
+    if (gram_.size() == l) {
+      gram_.push_back(torch::zeros({z.size(1), z.size(1)}, z.options()));
+      cross_.push_back(torch::zeros({z.size(1), yd.size(1)}, z.options()));
+      yy_.push_back(torch::zeros({}, z.options()));
+    }
+    gram_[l].addmm_(z.t(), z);
+    cross_[l].addmm_(z.t(), yd);
+    yy_[l] += yd.pow(2).sum();
+    ++l;
+    auto hh = h + y;
+    return hh + block->mlp(block->post_attention_layernorm(hh));
+  });
+  tokens_ += static_cast<double>(inputs.numel());
+}
+
+OutputProjectionFit::Report OutputProjectionFit::solve(CausalLM& student,
+                                                       const std::function<void(torch::Tensor&)>& allreduce_sum) {
+  torch::NoGradGuard no_grad;
+  if (gram_.empty()) throw Error("attention.o_proj_fit_batches", "no tokens to fit o_proj on");
+  Report r;
+  // One collective for the scalars: Σ‖y‖² per layer, then the token count.
+  auto scalars = torch::cat({torch::stack(yy_), torch::full({1}, tokens_, yy_[0].options())});
+  allreduce_sum(scalars);
+  const auto yy = scalars.cpu();
+  r.tokens = yy[static_cast<int64_t>(yy_.size())].item<double>();
+  for (size_t l = 0; l < gram_.size(); ++l) {
+    allreduce_sum(gram_[l]);
+    allreduce_sum(cross_[l]);
+    const auto& G = gram_[l];
+    const auto& C = cross_[l];
+    auto* attn = dynamic_cast<SupraAttentionImpl*>(student->layer(static_cast<int64_t>(l))->self_attn.get());
+    torch::Tensor& weight = attn->o_proj->weight;  // [hidden, H·d] (o_proj has no bias: attention_bias is refused)
+    const auto w0 = weight.to(torch::kDouble);
+    const int64_t n = G.size(0);
+    const double lambda = 1e-6 * G.diagonal().sum().item<double>() / static_cast<double>(n);
+    auto w = torch::linalg_solve(G + lambda * torch::eye(n, G.options()), C).t();  // [hidden, n]
+    // Relative error of a map W: 1 − (2·tr(W C) − tr(W G Wᵀ)) / Σ‖y‖², tr(W C) = Σ W ⊙ Cᵀ.
+    const double y2 = std::max(yy[static_cast<int64_t>(l)].item<double>(), 1e-300);
+    auto rel = [&](const torch::Tensor& m) {
+      return 1.0 - (2.0 * (m * C.t()).sum().item<double>() - (m.mm(G) * m).sum().item<double>()) / y2;
+    };
+    r.before.push_back(rel(w0));
+    r.after.push_back(rel(w));
+    weight.copy_(w);
+  }
+  return r;
 }
 
 DistillLoss distill_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,

@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "core/model/causal_lm.h"
@@ -26,6 +27,34 @@ struct AttentionTransferLoss {
 // computed; the student's MLPs and norms are never run.
 AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs,
                                               const torch::Tensor& resets);
+
+// The start of an attention-transfer stage: every SUPRA block's o_proj set to the least-squares map from its
+// GroupNorm-ed heads to the teacher's attention output on the same inputs. The block's output is o_proj(z) with
+// z = GroupNorm(linear attention) [N, H·d] (unit variance per head, whatever the teacher's head scales), linear in
+// o_proj, so given the feature maps the best o_proj has a closed form (ridge regression):
+//   W = argmin_W Σ_tokens ‖z Wᵀ − y‖² + λ‖W‖²  ⇒  Wᵀ = (G + λI)⁻¹ C,   G = Σ zᵀz,  C = Σ zᵀy,  λ = 1e-6·tr(G)/(H·d)
+// (GroupNorm makes G singular: each head's d values sum to 0; λ picks the smallest such W). A layer's relative error
+// Σ‖z Wᵀ − y‖² / Σ‖y‖² = 1 − (2·tr(W C) − tr(W G Wᵀ)) / Σ‖y‖² is at most 1 after the fit (W = 0 scores 1); with the
+// pretrained o_proj right after conversion it is typically far above 1. G, C, Σ‖y‖² accumulate in float64 on the
+// model's device: (H·d)·(H·d + hidden)·8 bytes per layer.
+class OutputProjectionFit {
+ public:
+  // Adds one micro-batch (inputs [B, T], resets [B, T]): the teacher runs block by block as in
+  // attention_transfer_loss, without gradients (call it under the training step's autocast).
+  void accumulate(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs, const torch::Tensor& resets);
+  struct Report {
+    std::vector<double> before, after;  // per layer: relative error with the pretrained o_proj, and with the fit
+    double tokens = 0;                  // over all ranks
+  };
+  // Sums the statistics over ranks with `allreduce_sum` (in place; the identity in one process), solves and writes
+  // every block's o_proj (in its dtype). Throws supra::Error when nothing was accumulated.
+  Report solve(CausalLM& student, const std::function<void(torch::Tensor&)>& allreduce_sum);
+
+ private:
+  std::vector<torch::Tensor> gram_, cross_;  // per layer: G [n, n], C [n, hidden] (n = H·d)
+  std::vector<torch::Tensor> yy_;            // per layer: Σ‖y‖² (0-dim)
+  double tokens_ = 0;
+};
 
 struct DistillLoss {
   torch::Tensor total;  // τ²·KL + ce_weight·CE + z_loss·mean(lse²) (scalar, differentiable)

@@ -129,6 +129,8 @@ void TrainConfig::validate(int64_t world_size) const {
     fail("train.param_dtype = bf16 needs dist.zero ≥ 1 (the fp32 master weights live in the optimizer's slices)");
   if (param_dtype == ParamDtype::kBf16 && precision == Precision::kFp32)
     fail("train.param_dtype = bf16 needs train.precision bf16 or auto");
+  if (o_proj_fit_batches > 0 && objective != Objective::kAttention)
+    fail("attention.o_proj_fit_batches needs train.objective = attention");
 }
 
 nlohmann::json TrainConfig::to_json() const {

@@ -86,6 +86,9 @@ enum class OnResume { kMayChange, kMustMatch };
     "AdamW weight decay (not on norms, biases, embeddings)")                                                          \
   X(double, grad_clip, "optim.grad_clip", 1.0, kAny, OnResume::kMayChange, "gradient-norm clip (≤ 0: off)")           \
   X(double, z_loss, "optim.z_loss", 1e-4, at_least(0), OnResume::kMayChange, "z-loss coefficient")                    \
+  /* [attention] (train.objective = attention) */                                                                     \
+  X(int64_t, o_proj_fit_batches, "attention.o_proj_fit_batches", 0, at_least(0), OnResume::kMustMatch,               \
+    "first global batches that fit o_proj by least squares before step 1 (0: off)")                                  \
   /* [distill] (train.objective = distill) */                                                                         \
   X(double, distill_temperature, "distill.temperature", 1.0, positive(), OnResume::kMustMatch,                        \
     "softmax temperature τ of teacher and student (the KL is scaled by τ²)")                                          \

@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <sstream>
 
 #include "core/base/error.h"
@@ -210,6 +212,41 @@ void Trainer::build_data() {
   loader_ = std::make_unique<data::TokenLoader>(tokens_, lo);
 }
 
+void Trainer::fit_o_proj() {
+  if (cfg_.o_proj_fit_batches == 0) return;
+  // Only before the first step: a resumed run has its checkpoint's (fitted, then trained) weights.
+  if (CheckpointManager(cfg_.out_dir, 1).latest()) return;
+  for (const auto& item : model_->named_parameters())
+    if (item.key().find(".o_proj.") != std::string::npos && !item.value().requires_grad())
+      throw Error("config", "attention.o_proj_fit_batches sets o_proj, but train.trainable leaves '" + item.key() +
+                                "' frozen (add o_proj, or set attention.o_proj_fit_batches = 0)");
+  // The run's first batches, read ahead: the loader is put back, so step 1 still starts with batch 1.
+  const data::LoaderState start = loader_->state();
+  const int64_t T = cfg_.seq_len;
+  OutputProjectionFit fit;
+  {
+    AutocastGuard autocast(device_.type(), bf16_autocast_);
+    for (int64_t b = 0; b < cfg_.o_proj_fit_batches; ++b) {
+      const data::Batch batch = loader_->next_batch();
+      for (int64_t m = 0; m * cfg_.micro_batch < batch.tokens.size(0); ++m) {
+        auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+        auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+        fit.accumulate(teacher_, model_, tok.narrow(1, 0, T), resets);
+      }
+    }
+  }
+  loader_->restore(start);
+  const auto r = fit.solve(model_, [&](torch::Tensor& t) { comm_->allreduce_sum(t); });
+  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); };
+  spdlog::info(
+      "o_proj of {} layers fitted by least squares on {:.0f} tokens: relative error {:.4f} (pretrained o_proj: "
+      "{:.4f}; layers {:.4f}-{:.4f})",
+      r.after.size(), r.tokens, mean(r.after), mean(r.before), *std::min_element(r.after.begin(), r.after.end()),
+      *std::max_element(r.after.begin(), r.after.end()));
+  o_proj_fit_ = {
+      {"step", 0}, {"o_proj_fit_tokens", r.tokens}, {"layer_loss_before_fit", r.before}, {"layer_loss", r.after}};
+}
+
 void Trainer::build_optimizer() {
   ShardedAdamWOptions oo;
   oo.zero = static_cast<int>(cfg_.dist_zero);
@@ -394,6 +431,7 @@ TrainResult Trainer::run() {
   build_teacher();
   select_trainable();
   build_data();
+  fit_o_proj();
   build_optimizer();
   open_run_folder();
   use_param_dtype();
@@ -417,6 +455,7 @@ TrainResult Trainer::run() {
   auto write_metrics = [&](const nlohmann::json& j) {
     if (metrics_log) metrics_log->write(j);
   };
+  if (!o_proj_fit_.is_null()) write_metrics(o_proj_fit_);
   const Schedule schedule{cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
   const bool tty = lead && ::isatty(STDERR_FILENO);
   TrainResult result;

@@ -60,6 +60,7 @@ class Trainer {
   void build_teacher();     // the frozen softmax teacher of the attention / distill objectives
   void select_trainable();  // train.trainable: freezes every other parameter
   void build_data();        // token shards, checked against the model; the deterministic loader
+  void fit_o_proj();        // attention.o_proj_fit_batches: a fresh attention stage's o_proj by least squares
   void build_optimizer();   // ShardedAdamW (DDP / ZeRO-1/2) over the trainable parameters
   void open_run_folder();   // run folder, checkpoint manager, resume from `latest`
   void use_param_dtype();   // train.param_dtype = bf16: bf16 matrices, fp32 masters in the optimizer
@@ -88,6 +89,7 @@ class Trainer {
   std::unique_ptr<CheckpointManager> checkpoints_;
   TrainState state_;
   bool resumed_ = false;
+  nlohmann::json o_proj_fit_;  // what fit_o_proj did (for metrics.jsonl), null when it did not run
 };
 
 }  // namespace supra::training

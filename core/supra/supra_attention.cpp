@@ -52,24 +52,24 @@ SupraAttentionImpl::Inputs SupraAttentionImpl::attention_inputs(const torch::Ten
   return {q, k, v};
 }
 
-torch::Tensor SupraAttentionImpl::output(const torch::Tensor& o, torch::Dtype dtype) {
-  // GroupNorm with H groups and no affine = per token, per head: (o − mean) / sqrt(var + 1e-5), biased variance.
+namespace {
+// GroupNorm with H groups and no affine = per token, per head: (o − mean) / sqrt(var + 1e-5), biased variance.
+// o [B, T, H, d] -> fp32 [B, T, H·d].
+torch::Tensor group_norm_heads(const torch::Tensor& o) {
   auto of = o.to(torch::kFloat);
   auto mean = of.mean(-1, /*keepdim=*/true);
   auto var = (of - mean).pow(2).mean(-1, /*keepdim=*/true);
-  auto normed = ((of - mean) * torch::rsqrt(var + 1e-5)).to(dtype);
-  return o_proj(normed.flatten(2));
+  return ((of - mean) * torch::rsqrt(var + 1e-5)).flatten(2);
+}
+}  // namespace
+
+torch::Tensor SupraAttentionImpl::output(const torch::Tensor& o, torch::Dtype dtype) {
+  return o_proj(group_norm_heads(o).to(dtype));
 }
 
-torch::Tensor SupraAttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
+torch::Tensor SupraAttentionImpl::normalized_heads(const torch::Tensor& x, const AttentionContext& ctx) {
   auto in = attention_inputs(x, ctx);
   if (log_gamma.device() != x.device()) log_gamma = log_gamma.to(x.device());  // once: no copy per step
-  if (ctx.cache != nullptr && ctx.cache->state.defined() && x.size(1) == 1) {
-    // Decoding: one token per sequence; the recurrent step updates the fp32 state in place.
-    auto o = kernels::linear_attention_step_(in.q.squeeze(1).contiguous(), in.k.squeeze(1).contiguous(),
-                                             in.v.squeeze(1).contiguous(), ctx.cache->state, log_gamma, scale);
-    return output(o.unsqueeze(1), x.scalar_type());
-  }
   kernels::LinearAttentionArgs args;
   args.log_gamma = log_gamma;
   args.scale = scale;
@@ -78,7 +78,19 @@ torch::Tensor SupraAttentionImpl::forward(const torch::Tensor& x, const Attentio
   if (ctx.cache != nullptr) args.initial_state = ctx.cache->state;
   auto [o, state] = kernels::linear_attention(in.q, in.k, in.v, args, chunk_size);
   if (ctx.cache != nullptr) ctx.cache->state = state;
-  return output(o, x.scalar_type());
+  return group_norm_heads(o);
+}
+
+torch::Tensor SupraAttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
+  if (ctx.cache != nullptr && ctx.cache->state.defined() && x.size(1) == 1) {
+    // Decoding: one token per sequence; the recurrent step updates the fp32 state in place.
+    auto in = attention_inputs(x, ctx);
+    if (log_gamma.device() != x.device()) log_gamma = log_gamma.to(x.device());
+    auto o = kernels::linear_attention_step_(in.q.squeeze(1).contiguous(), in.k.squeeze(1).contiguous(),
+                                             in.v.squeeze(1).contiguous(), ctx.cache->state, log_gamma, scale);
+    return output(o.unsqueeze(1), x.scalar_type());
+  }
+  return o_proj(normalized_heads(x, ctx).to(x.scalar_type()));
 }
 
 }  // namespace supra

@@ -30,6 +30,9 @@ class SupraAttentionImpl : public AttentionImpl {
   Inputs attention_inputs(const torch::Tensor& x, const AttentionContext& ctx);
   // GroupNorm over each head's d values (fp32), then o_proj: o [B, T, H, d] -> [B, T, hidden] in `dtype`.
   torch::Tensor output(const torch::Tensor& o, torch::Dtype dtype);
+  // The parallel form up to o_proj's input: every head's GroupNorm-ed output, fp32 [B, T, H·d]; forward() without
+  // a single-token decode is o_proj of this (continuing from and updating ctx.cache's state when there is one).
+  torch::Tensor normalized_heads(const torch::Tensor& x, const AttentionContext& ctx);
 
   Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   Dense feature_map_q{nullptr}, feature_map_k{nullptr};  // feature_map_k only under GQA

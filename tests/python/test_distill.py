@@ -195,6 +195,8 @@ keep_last = 2
 [stages.attention.train]
 objective = "attention"
 steps = {attention_steps}
+[stages.attention.attention]
+o_proj_fit_batches = 2
 [stages.attention.optim]
 lr = 1e-2
 [stages.distill.train]
@@ -221,6 +223,10 @@ def test_recipe_runs_its_stages_in_order(reference_recipe: Path):
     assert sorted(attention) == list(range(1, 41)) and sorted(distill) == list(range(1, 81))
     assert all(len(r["layer_loss"]) == 5 and "ce" not in r for r in attention.values())  # stories260K: 5 layers
     assert attention[40]["loss"] < attention[1]["loss"]
+    fit = json.loads((reference_recipe / "1-attention" / "metrics.jsonl").read_text().splitlines()[0])
+    assert fit["o_proj_fit_tokens"] == 2 * 4 * 48  # two global batches, before step 1
+    assert all(a < b for a, b in zip(fit["layer_loss"], fit["layer_loss_before_fit"]))
+    assert attention[1]["loss"] < 1.0  # step 1 starts from the fitted o_proj: better than predicting zero
     assert all("kl" in r and "ce" in r for r in distill.values())
     assert distill[80]["kl"] < distill[1]["kl"]
     resolved = (reference_recipe / "2-distill" / "train_config.toml").read_text().replace(" ", "")
@@ -253,8 +259,8 @@ def test_recipe_killed_anywhere_resumes_bitwise(supra_bin, stories_bin, data, re
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@pytest.mark.parametrize("objective", ["attention", "distill"])
-def test_two_rank_gloo_stage_follows_one_process(supra_bin, stories_bin, data, tmp_path, objective):
+@pytest.mark.parametrize("objective,fit", [("attention", 0), ("attention", 2), ("distill", 0)])
+def test_two_rank_gloo_stage_follows_one_process(supra_bin, stories_bin, data, tmp_path, objective, fit):
     cfg = tmp_path / "run.toml"
     cfg.write_text(f"""
 [model]
@@ -277,6 +283,8 @@ num_threads = 1
 [run]
 log_every = 1
 eval_batches = 1
+[attention]
+o_proj_fit_batches = {fit}
 [dist]
 zero = 2
 timeout_s = 60
@@ -284,6 +292,10 @@ timeout_s = 60
     launch(supra_bin, cfg, tmp_path / "one", 1)
     launch(supra_bin, cfg, tmp_path / "two", 2)
     a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    if fit:  # the least-squares o_proj from both ranks' statistics equals the one from one process's
+        fa, fb = (json.loads((p / "metrics.jsonl").read_text().splitlines()[0]) for p in (tmp_path / "one", tmp_path / "two"))
+        assert fa["o_proj_fit_tokens"] == fb["o_proj_fit_tokens"] == fit * 4 * 48
+        assert np.allclose(fa["layer_loss"], fb["layer_loss"], rtol=1e-5)
     for s in range(1, 5):
         assert abs(a[s]["loss"] - b[s]["loss"]) <= 1e-5 * abs(a[s]["loss"]), (s, a[s], b[s])
         if objective == "attention":

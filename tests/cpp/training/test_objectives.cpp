@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <sstream>
 
 #include "../tiny_model.h"
 #include "core/base/error.h"
@@ -14,12 +15,12 @@
 #include "core/formats/safetensors.h"
 #include "core/supra/convert.h"
 #include "data/shards.h"
+#include "tests/cpp/temp_dir.h"
 #include "training/loss.h"
 #include "training/objectives.h"
 #include "training/signals.h"
 #include "training/stages.h"
 #include "training/trainer.h"
-#include "tests/cpp/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace supra::training;
@@ -124,6 +125,62 @@ TEST(Objectives, AttentionTransferGradientsStayInsideTheAttentionBlocks) {
   EXPECT_NEAR(attention_transfer_loss(teacher, same, ids, resets).total.item<double>(), 0.0, 1e-10);
 }
 
+TEST(Objectives, OutputProjectionFitIsTheLeastSquaresMap) {
+  auto teacher = supra::test::random_model(teacher_config(), 0, 0.1);
+  auto student = supra::test::random_model(teacher_config(), 0, 0.1);
+  supra::convert_to_supra(student, {}, 0);
+  auto ids = torch::randint(3, 60, {4, 24});  // 96 tokens > H·d = 32 unknowns per output
+  auto resets = torch::zeros({4, 24}, torch::kBool);
+  resets.index_put_({1, 9}, true);
+  const auto before = attention_transfer_loss(teacher, student, ids, resets).per_layer;
+
+  // The reference, independent of the fit's normal equations: each layer's GroupNorm-ed heads z read through an
+  // identity o_proj (hidden = H·d here), the teacher's output y, and float64 least squares (QR) on them.
+  std::vector<torch::Tensor> zs, ref;
+  {
+    auto probe = supra::test::random_model(teacher_config(), 0, 0.1);
+    supra::convert_to_supra(probe, {}, 0);
+    torch::NoGradGuard no_grad;
+    for (int64_t l = 0; l < 2; ++l)
+      probe->layer(l)->self_attn->named_parameters()["o_proj.weight"].copy_(torch::eye(32));
+    int64_t l = 0;
+    teacher->run_blocks(
+        ids, resets, [&](supra::DecoderLayer block, const torch::Tensor& h, const supra::AttentionContext& ctx) {
+          auto x = block->input_layernorm(h);
+          auto y = block->self_attn->forward(x, ctx);
+          zs.push_back(probe->layer(l++)->self_attn->forward(x, ctx).reshape({-1, 32}).to(torch::kDouble));
+          // rcond drops the directions GroupNorm removes (each head's sum: singular values at fp32 rounding, ~1e-8 of
+          // the largest), which the fit's ridge leaves out too; the data's own smallest ones are ~1e-2 of it.
+          ref.push_back(
+              std::get<0>(torch::linalg_lstsq(zs.back(), y.reshape({-1, 32}).to(torch::kDouble), 1e-4, "gelsd")));
+          auto hh = h + y;
+          return hh + block->mlp(block->post_attention_layernorm(hh));
+        });
+  }
+
+  OutputProjectionFit fit;  // two micro-batches, as the trainer feeds them
+  fit.accumulate(teacher, student, ids.narrow(0, 0, 2), resets.narrow(0, 0, 2));
+  fit.accumulate(teacher, student, ids.narrow(0, 2, 2), resets.narrow(0, 2, 2));
+  int reduced = 0;
+  const auto r = fit.solve(student, [&](torch::Tensor&) { ++reduced; });
+  EXPECT_EQ(reduced, 1 + 2 * 2);  // the scalars, then G and C of each layer
+  EXPECT_EQ(r.tokens, 96.0);
+  const auto after = attention_transfer_loss(teacher, student, ids, resets).per_layer;
+  ASSERT_EQ(r.after.size(), 2u);
+  for (int64_t l = 0; l < 2; ++l) {
+    // The reported errors are the attention-transfer losses of the same tokens, before and after.
+    EXPECT_NEAR(r.before[l], before[l].item<double>(), 1e-4 * before[l].item<double>()) << l;
+    EXPECT_NEAR(r.after[l], after[l].item<double>(), 1e-4) << l;
+    EXPECT_LT(r.after[l], 1.0);
+    EXPECT_LT(r.after[l], r.before[l]);
+    // G is singular (GroupNorm: each head's d values sum to 0), so compare the maps where they act: the fitted
+    // outputs z Wᵀ on the tokens, against the least-squares ones.
+    const auto w = student->layer(l)->self_attn->named_parameters()["o_proj.weight"].to(torch::kDouble);
+    const auto fitted = zs[l].mm(w.t()), best = zs[l].mm(ref[l]);
+    EXPECT_LT((fitted - best).norm().item<double>(), 1e-3 * best.norm().item<double>()) << l;
+  }
+}
+
 TEST(SoftmaxAttention, PackedDocumentsDoNotSeeEachOther) {
   auto m = supra::test::random_model(teacher_config(), 3, 0.2);
   torch::NoGradGuard no_grad;
@@ -162,6 +219,56 @@ TEST(Trainer, AttentionObjectiveChangesOnlyTheTrainableParameters) {
   // A training checkpoint is a model folder like any other: its config.json records the decay values.
   const auto cfg = nlohmann::json::parse(supra::read_file(tmp.path() / "attn/checkpoints/step_00000006/config.json"));
   EXPECT_EQ(cfg.at("supra").at("log_gamma").size(), 4u);
+}
+
+TEST(Trainer, OutputProjectionFitStartsTheStageAndIsNotRedoneOnResume) {
+  TempDir tmp;
+  make_fixture(tmp.path());
+  std::vector<double> plain, fitted;
+  for (bool fit : {false, true}) {
+    auto c = config(tmp.path(), fit ? "fit" : "nofit", Objective::kAttention);
+    c.o_proj_fit_batches = fit ? 2 : 0;
+    Trainer t(c, "");
+    t.on_step = [&](int64_t, double loss) { (fit ? fitted : plain).push_back(loss); };
+    t.run();
+  }
+  EXPECT_LT(fitted.front(), plain.front());  // the first step already starts from the fitted o_proj
+  EXPECT_LT(fitted.front(), 1.0);            // the mean relative error: below zero output's
+  std::istringstream lines(supra::read_file(tmp.path() / "fit/metrics.jsonl"));
+  std::string line;
+  std::getline(lines, line);
+  const auto first = nlohmann::json::parse(line);
+  EXPECT_EQ(first.at("o_proj_fit_tokens").get<double>(), 2 * 4 * 16);
+  ASSERT_EQ(first.at("layer_loss").size(), 2u);
+  EXPECT_LT(first.at("layer_loss")[0].get<double>(), first.at("layer_loss_before_fit")[0].get<double>());
+
+  // Stopped after step 3 and resumed: the resumed run keeps its checkpoint's o_proj (no second fit), bitwise.
+  auto c = config(tmp.path(), "resumed", Objective::kAttention);
+  c.o_proj_fit_batches = 2;
+  c.resume = ResumeMode::kAuto;
+  reset_stop_request();
+  {
+    Trainer t(c, "");
+    t.on_step = [](int64_t step, double) {
+      if (step == 3) std::raise(SIGTERM);
+    };
+    EXPECT_TRUE(t.run().stopped_by_signal);
+  }
+  reset_stop_request();
+  EXPECT_EQ(Trainer(c, "").run().final_step, 6);
+  auto a = supra::load_safetensors_dir(tmp.path() / "fit/checkpoints/step_00000006");
+  auto b = supra::load_safetensors_dir(tmp.path() / "resumed/checkpoints/step_00000006");
+  for (const auto& [name, w] : a) EXPECT_TRUE(torch::equal(w, b.at(name))) << name;
+
+  // Bad input: o_proj frozen, or another objective.
+  auto bad = config(tmp.path(), "bad", Objective::kAttention);
+  bad.o_proj_fit_batches = 1;
+  bad.trainable = "feature_map";
+  EXPECT_THROW(Trainer(bad, "").run(), supra::Error);
+  bad.trainable = "";
+  bad.objective = Objective::kDistill;
+  EXPECT_THROW(Trainer(bad, "").run(), supra::Error);
+  EXPECT_FALSE(fs::exists(tmp.path() / "bad" / "checkpoints"));
 }
 
 TEST(Trainer, TrainableNamesAreChecked) {
@@ -213,6 +320,7 @@ std::vector<Stage> recipe_stages(const TrainConfig& recipe) {
     const auto p = stage_paths(recipe, names, i);
     s.config.model_path = p.model_path, s.config.out_dir = p.out_dir, s.config.teacher_path = p.teacher_path;
     s.config.objective = i == 0 ? Objective::kAttention : Objective::kDistill;
+    s.config.o_proj_fit_batches = i == 0 ? 1 : 0;
     s.config.steps = i == 0 ? 4 : 6;
     stages.push_back(s);
   }
