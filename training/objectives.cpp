@@ -1,15 +1,20 @@
 #include "training/objectives.h"
 
+#include <functional>
+
 #include "core/base/error.h"
 #include "core/supra/supra_attention.h"
 #include "training/loss.h"
 
 namespace supra::training {
 
-AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs,
-                                              const torch::Tensor& resets) {
-  AttentionTransferLoss out;
-  std::vector<torch::Tensor> losses;
+namespace {
+// The teacher's forward, block by block, without gradients: each layer's attention input x (the teacher's own
+// normed hidden state) and the teacher's attention output y go to visit(layer, x, y, ctx), then the teacher's
+// block goes on from its own output (h + y, then the MLP), whatever visit does with them.
+void walk_teacher_attention(
+    CausalLM& teacher, const torch::Tensor& inputs, const torch::Tensor& resets,
+    const std::function<void(int64_t, const torch::Tensor&, const torch::Tensor&, const AttentionContext&)>& visit) {
   int64_t l = 0;
   teacher->run_blocks(inputs, resets, [&](DecoderLayer block, const torch::Tensor& h, const AttentionContext& ctx) {
     torch::Tensor x, y;
@@ -18,14 +23,26 @@ AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& stude
       x = block->input_layernorm(h);
       y = block->self_attn->forward(x, ctx);
     }
-    // The student's attention of the same block on the teacher's input: the only part with a gradient.
-    auto s = student->layer(l++)->self_attn->forward(x, ctx).to(torch::kFloat);
-    auto yf = y.to(torch::kFloat);
-    losses.push_back((s - yf).pow(2).mean() / yf.pow(2).mean().clamp_min(1e-12));
+    visit(l++, x, y, ctx);
     torch::NoGradGuard no_grad;
     auto hh = h + y;
     return hh + block->mlp(block->post_attention_layernorm(hh));
   });
+}
+}  // namespace
+
+AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs,
+                                              const torch::Tensor& resets) {
+  AttentionTransferLoss out;
+  std::vector<torch::Tensor> losses;
+  walk_teacher_attention(teacher, inputs, resets,
+                         [&](int64_t l, const torch::Tensor& x, const torch::Tensor& y, const AttentionContext& ctx) {
+                           // The student's attention of the same block on the teacher's input: the only part
+                           // with a gradient.
+                           auto s = student->layer(l)->self_attn->forward(x, ctx).to(torch::kFloat);
+                           auto yf = y.to(torch::kFloat);
+                           losses.push_back((s - yf).pow(2).mean() / yf.pow(2).mean().clamp_min(1e-12));
+                         });
   out.total = torch::stack(losses).mean();
   for (const auto& t : losses) out.per_layer.push_back(t.detach());
   return out;
@@ -34,27 +51,24 @@ AttentionTransferLoss attention_transfer_loss(CausalLM& teacher, CausalLM& stude
 void OutputProjectionFit::accumulate(CausalLM& teacher, CausalLM& student, const torch::Tensor& inputs,
                                      const torch::Tensor& resets) {
   torch::NoGradGuard no_grad;
-  size_t l = 0;
-  teacher->run_blocks(inputs, resets, [&](DecoderLayer block, const torch::Tensor& h, const AttentionContext& ctx) {
-    auto x = block->input_layernorm(h);
-    auto y = block->self_attn->forward(x, ctx);
-    auto* attn = dynamic_cast<SupraAttentionImpl*>(student->layer(static_cast<int64_t>(l))->self_attn.get());
-    if (attn == nullptr)
-      throw Error("model", "layer " + std::to_string(l) + " of the student is not a SUPRA layer: no o_proj to fit");
-    auto z = attn->normalized_heads(x, ctx).flatten(0, 1).to(torch::kDouble);  // [N, H·d]
-    auto yd = y.flatten(0, 1).to(torch::kDouble);                              // [N, hidden]
-    if (gram_.size() == l) {
-      gram_.push_back(torch::zeros({z.size(1), z.size(1)}, z.options()));
-      cross_.push_back(torch::zeros({z.size(1), yd.size(1)}, z.options()));
-      yy_.push_back(torch::zeros({}, z.options()));
-    }
-    gram_[l].addmm_(z.t(), z);
-    cross_[l].addmm_(z.t(), yd);
-    yy_[l] += yd.pow(2).sum();
-    ++l;
-    auto hh = h + y;
-    return hh + block->mlp(block->post_attention_layernorm(hh));
-  });
+  walk_teacher_attention(
+      teacher, inputs, resets,
+      [&](int64_t l, const torch::Tensor& x, const torch::Tensor& y, const AttentionContext& ctx) {
+        auto* attn = dynamic_cast<SupraAttentionImpl*>(student->layer(l)->self_attn.get());
+        if (attn == nullptr)
+          throw Error("model", "layer " + std::to_string(l) + " of the student is not a SUPRA layer: no o_proj to fit");
+        auto z = attn->normalized_heads(x, ctx).flatten(0, 1).to(torch::kDouble);  // [N, H·d]
+        auto yd = y.flatten(0, 1).to(torch::kDouble);                              // [N, hidden]
+        const auto i = static_cast<size_t>(l);
+        if (gram_.size() == i) {
+          gram_.push_back(torch::zeros({z.size(1), z.size(1)}, z.options()));
+          cross_.push_back(torch::zeros({z.size(1), yd.size(1)}, z.options()));
+          yy_.push_back(torch::zeros({}, z.options()));
+        }
+        gram_[i].addmm_(z.t(), z);
+        cross_[i].addmm_(z.t(), yd);
+        yy_[i] += yd.pow(2).sum();
+      });
   tokens_ += static_cast<double>(inputs.numel());
 }
 

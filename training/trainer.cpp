@@ -82,6 +82,11 @@ void set_current_cuda_device(torch::Device d) {
 #endif
 }
 
+// Rows [r0, r0 + rows) of a batch on the device: tokens [rows, T+1] and where documents start [rows, T].
+std::pair<torch::Tensor, torch::Tensor> rows_on(const data::Batch& batch, int64_t r0, int64_t rows,
+                                                const torch::Device& device) {
+  return {batch.tokens.narrow(0, r0, rows).to(device), batch.doc_start.narrow(0, r0, rows).to(device)};
+}
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, std::string resolved_config_toml, std::shared_ptr<Communicator> comm)
@@ -229,8 +234,7 @@ void Trainer::fit_o_proj() {
     for (int64_t b = 0; b < cfg_.o_proj_fit_batches; ++b) {
       const data::Batch batch = loader_->next_batch();
       for (int64_t m = 0; m * cfg_.micro_batch < batch.tokens.size(0); ++m) {
-        auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
-        auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+        auto [tok, resets] = rows_on(batch, m * cfg_.micro_batch, cfg_.micro_batch, device_);
         fit.accumulate(teacher_, model_, tok.narrow(1, 0, T), resets);
       }
     }
@@ -352,8 +356,7 @@ StepResult Trainer::train_step(const data::Batch& batch, double lr) {
   //    reduction (allreduce / reduce-scatter) while the backward pass goes on.
   optimizer_->begin_step();
   for (int64_t m = 0; m < micro_steps; ++m) {
-    auto tok = batch.tokens.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
-    auto resets = batch.doc_start.narrow(0, m * cfg_.micro_batch, cfg_.micro_batch).to(device_);
+    auto [tok, resets] = rows_on(batch, m * cfg_.micro_batch, cfg_.micro_batch, device_);
     optimizer_->begin_micro(m + 1 == micro_steps);
     auto loss = objective_loss(tok, resets, micro_steps, r) / static_cast<double>(micro_steps);
     if (inject_nonfinite && inject_nonfinite(state_.step)) loss = loss * std::nan("");
@@ -402,8 +405,7 @@ double Trainer::evaluate() {
     if (batch.tokens.size(0) == 0) continue;
     for (int64_t r0 = 0; r0 < batch.tokens.size(0); r0 += cfg_.micro_batch) {
       const int64_t rows = std::min<int64_t>(cfg_.micro_batch, batch.tokens.size(0) - r0);
-      auto tok = batch.tokens.narrow(0, r0, rows).to(device_);
-      auto resets = batch.doc_start.narrow(0, r0, rows).to(device_);
+      auto [tok, resets] = rows_on(batch, r0, rows, device_);
       const int64_t T = cfg_.seq_len;
       auto logits = forward(tok.narrow(1, 0, T), resets);
       auto parts = lm_loss(logits, tok.narrow(1, 1, T), 0.0);

@@ -61,6 +61,12 @@ torch::Tensor group_norm_heads(const torch::Tensor& o) {
   auto var = (of - mean).pow(2).mean(-1, /*keepdim=*/true);
   return ((of - mean) * torch::rsqrt(var + 1e-5)).flatten(2);
 }
+
+// The per-head decay on the input's device: moved there once, not copied per step.
+const torch::Tensor& on_device(torch::Tensor& log_gamma, const torch::Device& device) {
+  if (log_gamma.device() != device) log_gamma = log_gamma.to(device);
+  return log_gamma;
+}
 }  // namespace
 
 torch::Tensor SupraAttentionImpl::output(const torch::Tensor& o, torch::Dtype dtype) {
@@ -69,9 +75,8 @@ torch::Tensor SupraAttentionImpl::output(const torch::Tensor& o, torch::Dtype dt
 
 torch::Tensor SupraAttentionImpl::normalized_heads(const torch::Tensor& x, const AttentionContext& ctx) {
   auto in = attention_inputs(x, ctx);
-  if (log_gamma.device() != x.device()) log_gamma = log_gamma.to(x.device());  // once: no copy per step
   kernels::LinearAttentionArgs args;
-  args.log_gamma = log_gamma;
+  args.log_gamma = on_device(log_gamma, x.device());
   args.scale = scale;
   args.resets = ctx.resets;
   // Prefill: the parallel form continues from the cached state and hands its final state to the decoder.
@@ -85,9 +90,9 @@ torch::Tensor SupraAttentionImpl::forward(const torch::Tensor& x, const Attentio
   if (ctx.cache != nullptr && ctx.cache->state.defined() && x.size(1) == 1) {
     // Decoding: one token per sequence; the recurrent step updates the fp32 state in place.
     auto in = attention_inputs(x, ctx);
-    if (log_gamma.device() != x.device()) log_gamma = log_gamma.to(x.device());
     auto o = kernels::linear_attention_step_(in.q.squeeze(1).contiguous(), in.k.squeeze(1).contiguous(),
-                                             in.v.squeeze(1).contiguous(), ctx.cache->state, log_gamma, scale);
+                                             in.v.squeeze(1).contiguous(), ctx.cache->state,
+                                             on_device(log_gamma, x.device()), scale);
     return output(o.unsqueeze(1), x.scalar_type());
   }
   return o_proj(normalized_heads(x, ctx).to(x.scalar_type()));
