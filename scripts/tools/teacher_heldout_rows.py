@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
-IDX_HEADER_BYTES = 32
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "shipped"))
+import data_shards  # noqa: E402  (the project's reader of supra token folders)
 
 
 def read_stream(data: pathlib.Path):
     """All tokens of the folder, in shard order, and a bool per token: a document starts here."""
-    manifest = json.loads((data / "manifest.json").read_text())
-    dtype = {"uint16": np.uint16, "uint32": np.uint32}[manifest["dtype"]]
     tokens, starts = [], []
-    for shard in manifest["shards"]:
-        t = np.fromfile(data / (shard["name"] + ".bin"), dtype=dtype).astype(np.int64)
-        ends = np.fromfile(data / (shard["name"] + ".idx"), dtype=np.uint64, offset=IDX_HEADER_BYTES).astype(np.int64)
+    for shard in data_shards.read_manifest(data)["shards"]:
+        t, ends = data_shards.read_shard(data, shard["name"])
+        t = np.asarray(t, dtype=np.int64)
+        ends = np.asarray(ends, dtype=np.int64)
         s = np.zeros(len(t), dtype=bool)
         if len(t):
             s[0] = True
