@@ -64,7 +64,10 @@ struct DistillLoss {
 
 // student/teacher logits [B, T, V], targets [B, T]. p = softmax(logits / τ); KL summed over the vocabulary,
 // averaged over tokens; the τ² factor keeps gradient sizes comparable across temperatures (Hinton et al.).
+// Computed fused over chunks of chunk_rows tokens (0: about 8M logits per chunk), gradient included: memory beyond
+// the logits and their gradient is one chunk's temporaries, whatever the vocabulary.
 DistillLoss distill_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
-                         const torch::Tensor& targets, double temperature, double ce_weight, double z_loss);
+                         const torch::Tensor& targets, double temperature, double ce_weight, double z_loss,
+                         int64_t chunk_rows = 0);
 
 }  // namespace supra::training
