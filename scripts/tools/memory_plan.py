@@ -21,8 +21,8 @@ Activations (an estimate, not a measurement; bf16 autocast, b rows of T tokens, 
     plus the logits: b·T·V·10 bytes (fp32 logits, their bf16 GEMM output and the fp32 gradient)
 
 With a teacher (train.objective = distill / attention, --teacher): the frozen softmax model in bf16 on every GPU
-(2 bytes per teacher parameter, replicated: ZeRO shards only what trains), plus its logits and the KL's fp32
-probabilities: b·T·V·(2 + 8) bytes. Its forward keeps no activations (no gradient).
+(2 bytes per teacher parameter, replicated: ZeRO shards only what trains), plus its bf16 logits (b·T·V·2 bytes)
+and one chunk of the fused distillation loss's fp32 temporaries (256 MiB). Its forward keeps no activations.
 """
 
 from __future__ import annotations
@@ -39,15 +39,22 @@ SHAPES = {
 GiB = 1024**3
 
 
+def feature_map_count(c: dict) -> int:
+    """SUPRA's new parameters per layer (docs/method.md §2.1): the dense query feature map over all heads,
+    [H·d, H·d] + bias, and under GQA a separate key map [H_kv·d, H_kv·d] + bias."""
+    d, h = c["hidden_size"], c["num_attention_heads"]
+    kv = c.get("num_key_value_heads", h)
+    q, k = d, d // h * kv
+    return q * q + q + (k * k + k if kv != h else 0)
+
+
 def parameter_count(c: dict) -> int:
     d, f, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
     h, kv = c["num_attention_heads"], c.get("num_key_value_heads", c["num_attention_heads"])
     hd = d // h
     attn = d * h * hd + 2 * d * kv * hd + h * hd * d
     mlp = 3 * d * f
-    # SUPRA adds per layer a feature-map MLP over head_dim (query map, and a separate key map under GQA) and norms.
-    feature = (2 if kv != h else 1) * (hd * hd + hd)
-    per_layer = attn + mlp + feature + 2 * d
+    per_layer = attn + mlp + feature_map_count(c) + 2 * d
     emb = V * d * (1 if c.get("tie_word_embeddings") else 2)
     return L * per_layer + emb + d
 
@@ -71,9 +78,9 @@ def plan(c: dict, gpus: int, zero: int, micro_batch: int, seq: int, checkpointin
     acts = tokens * (L * 4 * d + per_layer) if checkpointing else tokens * L * per_layer
     out["activations"] = acts + tokens * V * 10
     if teacher:
-        hd = d // h
-        feature = (2 if kv != h else 1) * (hd * hd + hd)
-        out["teacher"] = 2 * (n - L * feature) + tokens * V * (2 + 8)
+        # The teacher's bf16 weights and logits; the fused distillation loss (training/objectives.cpp) adds only
+        # one chunk's fp32 temporaries (~8M logits, a few copies: 256 MiB).
+        out["teacher"] = 2 * (n - L * feature_map_count(c)) + tokens * V * 2 + 256 * 1024**2
     out["total"] = sum(out.values())
     return out
 
