@@ -9,7 +9,7 @@ reference in float32, already moves its logits by ~1e-5 relative. For that model
 max(1e-5, 4 x that measured fp32 noise floor); the tiny random models (noise floor ~1e-7) use 1e-5 as is.
 
 Also checked: every original tensor is kept bit-identical, exactly the feature maps are added (names, shapes,
-parameter count), nn.Linear-default initialisation, --seed determinism, the decay written to config.json
+parameter count, which scripts/tools/memory_plan.py must reproduce), nn.Linear-default initialisation, --seed determinism, the decay written to config.json
 (ALiBi slopes incl. the non-power-of-two extension, retnet, none), refusals (exit 2, one stderr line, nothing
 written) and `supra info` on a converted folder.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import memory_plan
 import supra_reference as ref
 
 F32_TOL = 1e-5
@@ -274,6 +275,7 @@ def test_original_tensors_kept_and_only_feature_maps_added(name, source, convert
     n_conv = sum(t.numel() for t in conv.values())
     extra = L * ((H * d) ** 2 + H * d) + (L * ((Hkv * d) ** 2 + Hkv * d) if gqa else 0)
     assert n_conv == n_orig + extra
+    assert memory_plan.parameter_count(cfg) == n_conv, "scripts/tools/memory_plan.py counts another model"
 
 
 @pytest.mark.parametrize("name", CKPT_MODELS)
