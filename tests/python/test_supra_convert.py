@@ -9,9 +9,9 @@ reference in float32, already moves its logits by ~1e-5 relative. For that model
 max(1e-5, 4 x that measured fp32 noise floor); the tiny random models (noise floor ~1e-7) use 1e-5 as is.
 
 Also checked: every original tensor is kept bit-identical, exactly the feature maps are added (names, shapes,
-parameter count, which scripts/tools/memory_plan.py must reproduce), nn.Linear-default initialisation, --seed determinism, the decay written to config.json
-(ALiBi slopes incl. the non-power-of-two extension, retnet, none), refusals (exit 2, one stderr line, nothing
-written) and `supra info` on a converted folder.
+parameter count, which scripts/tools/memory_plan.py must reproduce), nn.Linear-default initialisation, --seed
+determinism, the decay written to config.json (ALiBi slopes incl. the non-power-of-two extension, retnet, none),
+refusals (exit 2, one stderr line, nothing written) and `supra info` on a converted folder.
 """
 
 from __future__ import annotations
